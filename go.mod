@@ -1,0 +1,3 @@
+module github.com/maftia/maftia
+
+go 1.26
