@@ -30,6 +30,7 @@ type execution struct {
 	local    Mask // proposals admitted by this module (counted in pending)
 	decideAt uint64
 	decided  bool
+	durable  bool // persisted (module only): may be returned to callers
 	result   TBAResult
 }
 
