@@ -115,7 +115,10 @@ func (c *Client) call(ctx context.Context, req any) (any, error) {
 	} else {
 		_ = c.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	}
-	fail := func(err error) (any, error) { c.broken = fmt.Errorf("ttcb: session broken: %w", err); return nil, c.broken }
+	fail := func(err error) (any, error) {
+		c.broken = fmt.Errorf("ttcb: session broken: %w", err)
+		return nil, c.broken
+	}
 	if err := writeFrame(c.conn, c.s.seal(body)); err != nil {
 		return fail(err)
 	}

@@ -61,7 +61,9 @@ func DefaultConfig() Config {
 
 // Check validates the configuration.
 func (c *Config) Check() error {
-	bad := func(format string, a ...any) error { return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...) }
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...)
+	}
 	n := len(c.Peers)
 	if n < 1 || n > 64 {
 		return bad("%d modules (1..64)", n)

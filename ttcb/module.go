@@ -702,4 +702,3 @@ func (m *Module) compact(live map[ExecKey]*wire.TTCBRecord, peers map[uint32]uin
 	}
 	return m.state.rewrite(recs)
 }
-
