@@ -45,8 +45,8 @@ type peerState struct {
 	seq       uint64
 	heard     time.Time // local monotonic
 	joined    bool
-	excluded  bool // timing failure of its current incarnation
-	staleSent time.Time
+	excluded  bool   // timing failure of its current incarnation
+	heardSlot uint64 // last slot in which a message from it was processed
 }
 
 type ctrlIn struct {
@@ -233,6 +233,7 @@ func (m *Module) Run(ctx context.Context) error {
 	wg.Go(func() { m.acceptLocal(ctx, &wg) })
 	wg.Go(func() { m.persister(ctx) })
 	err := m.loop(ctx)
+	m.joinedAt.Store(0)
 	cancel()
 	m.udp.Close()
 	m.ln.Close()
@@ -347,6 +348,19 @@ func (m *Module) slot(s uint64) {
 	decided := m.t.decideDue(B)
 	if len(batch) > 0 {
 		m.flood(batch)
+	}
+	for _, p := range m.peers { // heartbeat every round: lets others see we are connected
+		m.send(p, &wire.TTCBControlBody{Kind: &wire.TTCBControlBody_Heartbeat{Heartbeat: &wire.TTCBEmpty{}}})
+	}
+	if len(decided) > 0 && !m.connected(s, uint64(m.cfg.F)+2) {
+		// Cut off from the other modules during the execution: this module
+		// may have missed proposals the others counted, so it must not
+		// answer (a partitioned module is a crashed one for the TTCB).
+		for _, e := range decided {
+			e.isolated = true
+		}
+		m.log.Warn("ttcb decided while isolated; results withheld", "slot", s, "executions", len(decided))
+		decided = nil
 	}
 	if len(decided) > 0 {
 		job := persistJob{now: B}
@@ -464,10 +478,7 @@ func (m *Module) handleControl(in ctrlIn) {
 		} else {
 			m.st.stale.Add(1)
 		}
-		if time.Since(p.staleSent) > m.cfg.SyncPeriod {
-			p.staleSent = time.Now()
-			m.send(p, &wire.TTCBControlBody{Kind: &wire.TTCBControlBody_Stale{Stale: p.inc}})
-		}
+		m.send(p, &wire.TTCBControlBody{Kind: &wire.TTCBControlBody_Stale{Stale: p.inc}})
 		return
 	case c.Incarnation > p.inc || p.boot == 0:
 		if c.Incarnation > p.inc {
@@ -486,7 +497,7 @@ func (m *Module) handleControl(in ctrlIn) {
 		m.st.controlMalformed.Add(1)
 		return
 	}
-	p.heard, p.joined = time.Now(), body.joined
+	p.heard, p.joined, p.heardSlot = time.Now(), body.joined, m.lastSlot
 	switch body.kind {
 	case ctrlStale:
 		if body.stale >= m.inc {
@@ -525,8 +536,10 @@ func (m *Module) onFlood(p *peerState, x floodExec) {
 
 // syncTick: heartbeat, clock-synchronization ping to the reference, join.
 func (m *Module) syncTick() {
-	for _, p := range m.peers {
-		m.send(p, &wire.TTCBControlBody{Kind: &wire.TTCBControlBody_Heartbeat{Heartbeat: &wire.TTCBEmpty{}}})
+	if !m.joined { // before joining, slots are not processed: announce ourselves here
+		for _, p := range m.peers {
+			m.send(p, &wire.TTCBControlBody{Kind: &wire.TTCBControlBody_Heartbeat{Heartbeat: &wire.TTCBEmpty{}}})
+		}
 	}
 	ref := m.reference()
 	if ref != nil {
@@ -542,12 +555,32 @@ func (m *Module) syncTick() {
 	if m.joined || time.Since(m.startedAt) < 3*m.cfg.SyncPeriod {
 		return
 	}
+	alive := 1
+	for _, p := range m.peers {
+		if m.alive(p) {
+			alive++
+		}
+	}
 	switch {
+	case alive < m.n-m.cfg.F:
+		return // join only with n−f modules reachable
 	case ref != nil && len(m.samples) > 0:
 		m.join("synchronized with module", ref.id)
 	case ref == nil && m.lowestAlive():
 		m.join("reference (no synchronized module alive)", m.cfg.ID)
 	}
+}
+
+// connected reports whether messages from at least n−f−1 other modules
+// (so n−f modules counting this one) were processed in the last k slots.
+func (m *Module) connected(s, k uint64) bool {
+	heard := 1
+	for _, p := range m.peers {
+		if !p.excluded && p.heardSlot+k >= s && p.heardSlot != 0 {
+			heard++
+		}
+	}
+	return heard >= m.n-m.cfg.F
 }
 
 func (m *Module) alive(p *peerState) bool {
@@ -635,6 +668,9 @@ func (m *Module) handleCall(c localCall) any {
 		e, err := m.t.lookup(c.entity, r.Tag)
 		if err != nil {
 			return Refused{Err: err}
+		}
+		if e.isolated {
+			return Refused{Err: fmt.Errorf("%w: module was cut off from the others during the execution", ErrUnavailable)}
 		}
 		if !e.durable {
 			return Refused{Err: fmt.Errorf("%w: ready at %d", ErrNotReady, e.decideAt)}

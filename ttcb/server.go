@@ -106,6 +106,7 @@ func (m *Module) serve(ctx context.Context, c net.Conn) error {
 	eid, s, err := m.handshake(c)
 	if err != nil {
 		m.st.localAuthFailures.Add(1)
+		m.log.Warn("ttcb local authentication failed", "err", err)
 		return err
 	}
 	for ctx.Err() == nil {

@@ -31,6 +31,7 @@ type execution struct {
 	decideAt uint64
 	decided  bool
 	durable  bool // persisted (module only): may be returned to callers
+	isolated bool // module only: decided while cut off from n−f modules; never returned
 	result   TBAResult
 }
 
