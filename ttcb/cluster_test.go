@@ -20,6 +20,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// tweakConfig, when set, adjusts every module's configuration in newCluster.
+var tweakConfig func(*Config)
+
 // freeUDP returns a free loopback UDP address (control network; payload
 // traffic never uses these ports).
 func freeUDP(t testing.TB) string {
@@ -94,6 +97,9 @@ func newCluster(t testing.TB, n, f int, delta time.Duration, hosts []uint32, ske
 		cfg.StateFile = filepath.Join(dir, fmt.Sprintf("m%d.state", i))
 		if i-1 < len(skews) {
 			cfg.ClockSkew = skews[i-1]
+		}
+		if tweakConfig != nil {
+			tweakConfig(&cfg)
 		}
 		c.cfgs = append(c.cfgs, cfg)
 	}
