@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/maftia/maftia/core"
 )
@@ -167,7 +168,7 @@ var (
 	ErrUnknownTag     = errors.New("ttcb: unknown tag")
 	ErrNotReady       = errors.New("ttcb: result not ready")
 	ErrExpired        = errors.New("ttcb: result expired")
-	ErrUnavailable    = errors.New("ttcb: module was not part of this execution (restarted)")
+	ErrUnavailable    = errors.New("ttcb: module unavailable for this execution")
 	ErrRateLimited    = errors.New("ttcb: admission control: rate limit exceeded")
 	ErrOverloaded     = errors.New("ttcb: too many pending executions")
 	ErrUnauthorized   = errors.New("ttcb: authentication failed")
@@ -202,6 +203,7 @@ func codeErr(code uint32, detail string) error {
 	if int(code) < len(errCodes) {
 		base = errCodes[code]
 	}
+	detail = strings.TrimPrefix(detail, base.Error()+": ")
 	if detail == "" || detail == base.Error() {
 		return base
 	}
