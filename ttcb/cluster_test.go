@@ -76,7 +76,7 @@ func newCluster(t testing.TB, n, f int, delta time.Duration, hosts []uint32, ske
 	}
 	for i := 1; i <= n; i++ {
 		cfg := DefaultConfig()
-		cfg.ID, cfg.Peers, cfg.F, cfg.Delta, cfg.Slack = uint32(i), peers, f, delta, delta
+		cfg.ID, cfg.Peers, cfg.F, cfg.Delta, cfg.Slack = uint32(i), peers, f, delta, delta/2
 		cfg.SyncPeriod = 50 * time.Millisecond
 		if testing.Verbose() {
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -128,7 +128,7 @@ func (c *cluster) start(id uint32) {
 	c.mods[id-1], c.cancels[id-1], c.errs[id-1] = m, cancel, ch
 	c.mu.Unlock()
 	go func() {
-		for range 20 {
+		for range 100 {
 			err := m.Run(ctx)
 			if ctx.Err() != nil || !errors.Is(err, ErrTimingFailure) {
 				if ctx.Err() == nil {
@@ -179,7 +179,7 @@ func (c *cluster) stopAll() {
 
 func (c *cluster) waitJoined(ids ...uint32) {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for _, id := range ids {
 		for !c.mod(id).Joined() {
 			if time.Now().After(deadline) {
@@ -324,4 +324,8 @@ func TestClusterTBAAgreementWithByzantineEntity(t *testing.T) {
 	t.Logf("%d clean runs, timing-failure restarts %d", good, c.restarts.Load())
 }
 
-const testDelta = 80 * time.Millisecond
+// testDelta is Δ in the cluster tests. The shared test machine is often
+// heavily oversubscribed (scheduler stalls of hundreds of milliseconds were
+// measured), so Δ is generous and tests retry runs that a timing failure
+// made inconclusive; safety is checked on every run.
+const testDelta = 150 * time.Millisecond

@@ -16,7 +16,7 @@ import (
 // unregistered entity is refused; forged MACs and replays end the session
 // and are counted (ATTACKS rows 10, 11).
 func TestLocalAuthenticationRefusals(t *testing.T) {
-	c := newCluster(t, 1, 0, testDelta, []uint32{1, 1})
+	c := newCluster(t, 1, 0, time.Second, []uint32{1, 1})
 	c.waitJoined(1)
 	ctx := ctxT(t, 10*time.Second)
 	sock, m := c.cfgs[0].Socket, c.mod(1)
@@ -74,7 +74,7 @@ func TestLocalAuthenticationRefusals(t *testing.T) {
 // Garbage on both interfaces: nothing crashes, everything is counted, and
 // the module keeps serving (ATTACKS row 8).
 func TestBadInputBothInterfaces(t *testing.T) {
-	c := newCluster(t, 2, 0, testDelta, []uint32{1})
+	c := newCluster(t, 2, 0, time.Second, []uint32{1})
 	c.waitJoined(1, 2)
 	ctx := ctxT(t, 10*time.Second)
 	inputs := [][]byte{
@@ -131,7 +131,7 @@ func TestBadInputBothInterfaces(t *testing.T) {
 func TestAdmissionControlProtectsOthers(t *testing.T) {
 	tweakConfig = func(c *Config) { c.RateEvery, c.RateBurst = 2*time.Millisecond, 50 }
 	defer func() { tweakConfig = nil }()
-	c := newCluster(t, 1, 0, testDelta, []uint32{1, 1})
+	c := newCluster(t, 1, 0, time.Second, []uint32{1, 1})
 	c.waitJoined(1)
 	ctx := ctxT(t, 20*time.Second)
 	flood, honest := c.dial(1), c.dial(2)
@@ -155,7 +155,7 @@ func TestAdmissionControlProtectsOthers(t *testing.T) {
 // Duration measurement and timing-failure detection for local actions,
 // and trusted random numbers.
 func TestMeasurementAndRandom(t *testing.T) {
-	c := newCluster(t, 1, 0, testDelta, []uint32{1})
+	c := newCluster(t, 1, 0, time.Second, []uint32{1})
 	c.waitJoined(1)
 	ctx := ctxT(t, 10*time.Second)
 	cl := c.dial(1)
@@ -187,4 +187,3 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-

@@ -92,6 +92,7 @@ type Module struct {
 	lastSlot   uint64
 	lastNow    uint64
 	sendSeq    uint64
+	peerSentAt uint64 // highest sentAt of any processed message from a non-excluded module
 	pings      map[uint64]time.Time
 	samples    []syncSample
 	failed     error
@@ -107,6 +108,8 @@ type Module struct {
 	measures map[EntityID]map[uint64]measure
 	nextMeas uint64
 	joinedAt atomic.Uint64
+
+	recvDelay atomic.Int64 // fault injection (tests): the control reader is descheduled this long per datagram
 }
 
 type syncSample struct {
@@ -329,16 +332,21 @@ func (m *Module) boundaries() {
 		}
 		m.lastSlot = s
 		m.slot(s)
+		if m.joined && m.clk.global()-s*m.delta > uint64(m.cfg.Slack) {
+			// Our round messages left too late: receivers drop them and
+			// exclude us, so we must stop (crash semantics).
+			m.st.timingFailures.Add(1)
+			m.failed = fmt.Errorf("%w: boundary %d sent %v late (slack %v)", ErrTimingFailure, s,
+				time.Duration(m.clk.global()-s*m.delta), m.cfg.Slack)
+			return
+		}
 	}
 }
 
 func (m *Module) slot(s uint64) {
 	B := s * m.delta
 	var batch []floodExec
-	for _, e := range m.t.execs {
-		if e.decided {
-			continue
-		}
+	for _, e := range m.t.open {
 		s0 := m.slot0(e.tstart)
 		if s >= s0 && s <= s0+uint64(m.cfg.F) {
 			batch = append(batch, floodExec{elist: e.elist, tstart: e.tstart, decision: e.decision,
@@ -458,6 +466,9 @@ func (m *Module) readControl(ctx context.Context) {
 			m.st.controlBadMAC.Add(1)
 			continue
 		}
+		if d := m.recvDelay.Load(); d > 0 {
+			time.Sleep(time.Duration(min(d, int64(time.Second))))
+		}
 		select {
 		case m.ctrlCh <- ctrlIn{hdr: c, body: c.Body}:
 		default:
@@ -498,6 +509,9 @@ func (m *Module) handleControl(in ctrlIn) {
 		return
 	}
 	p.heard, p.joined, p.heardSlot = time.Now(), body.joined, m.lastSlot
+	if !p.excluded {
+		m.peerSentAt = max(m.peerSentAt, body.sentAt)
+	}
 	switch body.kind {
 	case ctrlStale:
 		if body.stale >= m.inc {
@@ -512,26 +526,57 @@ func (m *Module) handleControl(in ctrlIn) {
 			return
 		}
 		for _, x := range body.flood {
-			m.onFlood(p, x)
+			m.onFlood(p, body.sentAt, x)
 		}
 	}
 }
 
-func (m *Module) onFlood(p *peerState, x floodExec) {
+// onFlood handles round x.round of an execution from module p. Round r is
+// sent at boundary slot0+r−1 and must arrive before boundary slot0+r. A
+// message whose sender stamped it later than the boundary plus the slack
+// comes from a module that missed its bound: it is dropped and the sender
+// excluded until it restarts (it also detects this itself and fails). A
+// message stamped in time that finds the round already closed here means
+// this module received late (it was descheduled): this module has a
+// timing failure and fails itself, before it could answer for the
+// execution (see answerable).
+func (m *Module) onFlood(p *peerState, sentAt uint64, x floodExec) {
 	s0 := m.slot0(x.tstart)
-	if m.lastSlot >= s0+uint64(x.round) {
-		// Round x.round closed before its message arrived: the sender
-		// missed the synchronous bound. Crash semantics: exclude it until
-		// it restarts with a new incarnation.
+	if sentAt > (s0+uint64(x.round)-1)*m.delta+uint64(m.cfg.Slack) {
 		m.st.timingFailures.Add(1)
 		p.excluded = true
-		m.log.Warn("ttcb timing failure", "peer", p.id, "round", x.round, "tstart", x.tstart)
+		m.log.Warn("ttcb peer timing failure", "peer", p.id, "round", x.round, "tstart", x.tstart,
+			"late_by", time.Duration(sentAt-(s0+uint64(x.round)-1)*m.delta))
+		return
+	}
+	if m.lastSlot >= s0+uint64(x.round) {
+		m.st.timingFailures.Add(1)
+		m.failed = fmt.Errorf("%w: round %d of an execution from module %d processed after the round closed",
+			ErrTimingFailure, x.round, p.id)
 		return
 	}
 	if x.tstart > m.lastNow+uint64(m.cfg.Horizon) {
 		return
 	}
 	m.t.merge(x.elist, x.tstart, x.decision, m.decideAt(x.tstart), x.props, x.proposed)
+}
+
+// answerable reports whether e's result may be given to a caller: decided,
+// durable, not decided in isolation, and — with other modules — some
+// message stamped at or after e's deadline has been processed. All modules
+// write to this module's single control socket and it is read in order,
+// so by then every round message sent in time for e has been processed
+// (with δ + π + slack ≤ Δ); had one come after its round closed, the
+// module would have failed itself instead.
+func (m *Module) answerable(e *execution, now uint64) error {
+	if e.isolated {
+		return fmt.Errorf("%w: module was cut off from the others during the execution", ErrUnavailable)
+	}
+	if !e.durable || (m.n > 1 && m.peerSentAt < e.decideAt && !e.restored) {
+		return fmt.Errorf("%w: ready at %d", ErrNotReady, e.decideAt)
+	}
+	_, err := e.resultAt(now)
+	return err
 }
 
 // syncTick: heartbeat, clock-synchronization ping to the reference, join.
@@ -669,17 +714,10 @@ func (m *Module) handleCall(c localCall) any {
 		if err != nil {
 			return Refused{Err: err}
 		}
-		if e.isolated {
-			return Refused{Err: fmt.Errorf("%w: module was cut off from the others during the execution", ErrUnavailable)}
-		}
-		if !e.durable {
-			return Refused{Err: fmt.Errorf("%w: ready at %d", ErrNotReady, e.decideAt)}
-		}
-		res, err := e.resultAt(now)
-		if err != nil {
+		if err := m.answerable(e, now); err != nil {
 			return Refused{Err: err}
 		}
-		return res
+		return e.result
 	}
 	return Refused{Err: fmt.Errorf("%w: %T", ErrBadRequest, c.req)}
 }

@@ -32,6 +32,7 @@ type execution struct {
 	decided  bool
 	durable  bool // persisted (module only): may be returned to callers
 	isolated bool // module only: decided while cut off from n−f modules; never returned
+	restored bool // reloaded from the state file after a restart
 	result   TBAResult
 }
 
@@ -43,6 +44,7 @@ type entRef struct {
 type table struct {
 	lim      tableLimits
 	execs    map[ExecKey]*execution
+	open     map[ExecKey]*execution // the undecided subset of execs
 	byEntity map[EntityID]map[Tag]entRef
 	restored map[Tag][]ExecKey // results reloaded after a restart
 	pending  map[EntityID]int
@@ -53,6 +55,7 @@ func newTable(lim tableLimits) *table {
 	return &table{
 		lim:      lim,
 		execs:    make(map[ExecKey]*execution),
+		open:     make(map[ExecKey]*execution),
 		byEntity: make(map[EntityID]map[Tag]entRef),
 		restored: make(map[Tag][]ExecKey),
 		pending:  make(map[EntityID]int),
@@ -135,6 +138,7 @@ func (t *table) create(key ExecKey, elist []EntityID, tstart uint64, d Decision,
 	e := &execution{key: key, elist: slices.Clone(elist), tstart: tstart, decision: d,
 		props: make([]Value, len(elist)), decideAt: decideAt}
 	t.execs[key] = e
+	t.open[key] = e
 	return e
 }
 
@@ -171,8 +175,8 @@ func (t *table) merge(elist []EntityID, tstart uint64, d Decision, decideAt uint
 // deadline has passed, in key order, and returns them.
 func (t *table) decideDue(now uint64) []*execution {
 	var out []*execution
-	for _, e := range t.execs {
-		if !e.decided && e.decideAt <= now {
+	for _, e := range t.open {
+		if e.decideAt <= now {
 			out = append(out, e)
 		}
 	}
@@ -181,6 +185,7 @@ func (t *table) decideDue(now uint64) []*execution {
 		e.result = Apply(e.decision, e.elist, e.props, e.proposed)
 		e.result.Tag = e.key.Tag()
 		e.decided = true
+		delete(t.open, e.key)
 		for i, ent := range e.elist {
 			if e.local.Has(i) {
 				if t.pending[ent]--; t.pending[ent] <= 0 {
@@ -199,7 +204,7 @@ func (t *table) restore(elist []EntityID, tstart uint64, d Decision, decideAt ui
 		return
 	}
 	e := &execution{key: key, elist: slices.Clone(elist), tstart: tstart, decision: d,
-		props: make([]Value, len(elist)), decideAt: decideAt, decided: true, result: r}
+		props: make([]Value, len(elist)), decideAt: decideAt, decided: true, restored: true, result: r}
 	e.result.Tag = key.Tag()
 	t.execs[key] = e
 	t.restored[key.Tag()] = append(t.restored[key.Tag()], key)
