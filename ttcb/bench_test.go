@@ -3,15 +3,26 @@ package ttcb
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
 )
 
-const benchDelta = 20 * time.Millisecond
+// benchDelta and benchGap can be set with MAFTIA_TTCB_BENCH_DELTA and
+// MAFTIA_TTCB_BENCH_GAP (Go durations).
+var benchDelta, benchGap = envDuration("MAFTIA_TTCB_BENCH_DELTA", 50*time.Millisecond),
+	envDuration("MAFTIA_TTCB_BENCH_GAP", 500*time.Microsecond)
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
 
 func benchCluster(b *testing.B, n int) (*cluster, []*Client) {
-	tweakConfig = func(c *Config) { c.RateEvery = 0; c.Logger = nil }
+	tweakConfig = func(c *Config) { c.RateEvery, c.Slack = 0, benchDelta*4/5 }
 	defer func() { tweakConfig = nil }()
 	hosts := make([]uint32, n)
 	for i := range hosts {
@@ -104,29 +115,65 @@ func BenchmarkTBALatency(b *testing.B) {
 	}
 }
 
-// BenchmarkTBAThroughput: batches of 400 concurrent executions (distinct
-// tstart), each entity proposing to all of them; agreements/s counts
-// executions every entity got the same result for.
+// BenchmarkTBAThroughput: a pipelined stream of executions, execution j
+// with tstart = t0 + lead + j·gap, every module's entity proposing to each
+// (one session) and deciding each (a second session). agreements/s counts
+// executions for which every entity got the same result, over wall time.
 func BenchmarkTBAThroughput(b *testing.B) {
 	for _, n := range []int{3, 5} {
 		b.Run(fmt.Sprintf("modules=%d", n), func(b *testing.B) {
-			c, cls := benchCluster(b, n)
+			c, props := benchCluster(b, n)
+			decs := c.redial()
 			ctx := ctxT(b, 10*time.Minute)
-			const batch = 400
-			done := 0
+			elist := make([]EntityID, n)
+			for i := range elist {
+				elist[i] = EntityID(i + 1)
+			}
+			gap := uint64(benchGap)
+			k := b.N
+			t0, err := props[0].GetTimestamp(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			t0 += uint64(100 * time.Millisecond)
+			results := make([][]TBAResult, n)
 			start := time.Now()
 			b.ResetTimer()
-			for b.Loop() {
-				k, err := runBatch(ctx, cls, batch, 150*time.Millisecond)
-				if err != nil {
-					if errorsIsViolation(err) {
-						b.Fatal(err)
+			var wg sync.WaitGroup
+			for i := range n {
+				results[i] = make([]TBAResult, k)
+				wg.Go(func() {
+					for j := range k {
+						_, _ = props[i].Propose(ctx, elist, t0+uint64(j)*gap, DecisionMajority, val(byte(j)))
 					}
-					cls = c.redial()
-				}
-				done += k
+				})
+				wg.Go(func() {
+					for j := range k {
+						tag := ExecutionTag(elist, t0+uint64(j)*gap, DecisionMajority)
+						if r, err := decs[i].Decide(ctx, tag); err == nil {
+							results[i][j] = r
+						}
+					}
+				})
 			}
-			b.ReportMetric(float64(done)/time.Since(start).Seconds(), "agreements/s")
+			wg.Wait()
+			elapsed := time.Since(start)
+			done := 0
+			for j := range k {
+				ok := true
+				for i := range n {
+					if results[i][j].Tag == 0 {
+						ok = false
+					} else if results[0][j].Tag != 0 && results[i][j] != results[0][j] {
+						b.Fatalf("AGREEMENT VIOLATED in execution %d", j)
+					}
+				}
+				if ok {
+					done++
+				}
+			}
+			b.ReportMetric(float64(done)/elapsed.Seconds(), "agreements/s")
+			b.ReportMetric(float64(k-done), "failed")
 			b.ReportMetric(float64(c.restarts.Load()), "restarts")
 		})
 	}

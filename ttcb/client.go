@@ -162,7 +162,9 @@ func (c *Client) Propose(ctx context.Context, elist []EntityID, tstart uint64, d
 	return as[TBAProposed](c.call(ctx, TBAPropose{Elist: elist, TStart: tstart, Decision: d, Value: v}))
 }
 
-// TryDecide is one TTCB_decide call; ErrNotReady before the deadline.
+// TryDecide is one TTCB_decide call. The module answers when the result
+// is ready (it holds the call until the execution's deadline, bounded);
+// ErrNotReady only if it still is not.
 func (c *Client) TryDecide(ctx context.Context, tag Tag) (TBAResult, error) {
 	return as[TBAResult](c.call(ctx, TBADecide{Tag: tag}))
 }
@@ -177,7 +179,7 @@ func (c *Client) Decide(ctx context.Context, tag Tag) (TBAResult, error) {
 		select {
 		case <-ctx.Done():
 			return r, fmt.Errorf("%w (%w)", err, ctx.Err())
-		case <-time.After(time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }

@@ -43,6 +43,10 @@ type Config struct {
 	MaxPerEntity int
 	MaxSessions  int
 	MaxMeasures  int
+	// MaxTimingFailures: a module with more own timing failures than this
+	// within 64 slots fails itself (each one only withholds the affected
+	// executions).
+	MaxTimingFailures int
 
 	ClockSkew time.Duration // fault injection for tests: offset of the local clock
 	Logger    *slog.Logger
@@ -55,7 +59,7 @@ func DefaultConfig() Config {
 		F: 1, Delta: 20 * time.Millisecond, SyncPeriod: 100 * time.Millisecond,
 		Retention: 10 * time.Minute, Horizon: time.Minute,
 		RateEvery: 50 * time.Microsecond, RateBurst: 2000,
-		MaxExecs: 100_000, MaxPerEntity: 8192, MaxSessions: 64, MaxMeasures: 1024,
+		MaxExecs: 100_000, MaxPerEntity: 8192, MaxSessions: 64, MaxMeasures: 1024, MaxTimingFailures: 16,
 	}
 }
 
@@ -104,7 +108,7 @@ func (c *Config) Check() error {
 	if c.Slack <= 0 || c.Slack > c.Delta {
 		return bad("slack %v not in (0, Δ=%v]", c.Slack, c.Delta)
 	}
-	if c.RateBurst < 1 || c.MaxExecs < 1 || c.MaxPerEntity < 1 || c.MaxSessions < 1 || c.MaxMeasures < 1 {
+	if c.RateBurst < 1 || c.MaxTimingFailures < 0 || c.MaxExecs < 1 || c.MaxPerEntity < 1 || c.MaxSessions < 1 || c.MaxMeasures < 1 {
 		return bad("non-positive limit")
 	}
 	return nil

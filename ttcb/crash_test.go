@@ -296,7 +296,7 @@ func TestClusterClockJumpFailsModule(t *testing.T) {
 	c := newCluster(t, 3, 1, testDelta, []uint32{1, 2, 3})
 	c.waitJoined(1, 2, 3)
 	before := c.restarts.Load()
-	c.mod(3).SkewClock(time.Second)
+	c.mod(3).SkewClock(30 * time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for c.restarts.Load() == before {
 		if time.Now().After(deadline) {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ type Stats struct {
 	Decided, Persisted                         uint64
 	ControlBadMAC, ControlMalformed, Replays   uint64
 	TimingFailures, Stale, Clones, ControlDrop uint64
+	Tainted, LateMessages, LateAfterRelease    uint64
 	LocalAuthFailures, LocalBadFrames          uint64
 	RateLimited                                uint64
 }
@@ -33,6 +35,7 @@ type stats struct {
 	decided, persisted                         atomic.Uint64
 	controlBadMAC, controlMalformed, replays   atomic.Uint64
 	timingFailures, stale, clones, controlDrop atomic.Uint64
+	tainted, lateMessages, lateAfterRelease    atomic.Uint64
 	localAuthFailures, localBadFrames          atomic.Uint64
 	rateLimited                                atomic.Uint64
 }
@@ -45,7 +48,6 @@ type peerState struct {
 	seq       uint64
 	heard     time.Time // local monotonic
 	joined    bool
-	excluded  bool   // timing failure of its current incarnation
 	heardSlot uint64 // last slot in which a message from it was processed
 }
 
@@ -58,6 +60,12 @@ type localCall struct {
 	entity EntityID
 	req    any
 	reply  chan any
+}
+
+// notReady tells the session goroutine to ask again at (or soon after) at.
+type notReady struct {
+	at  uint64
+	err error
 }
 
 type persisted struct {
@@ -92,7 +100,9 @@ type Module struct {
 	lastSlot   uint64
 	lastNow    uint64
 	sendSeq    uint64
-	peerSentAt uint64 // highest sentAt of any processed message from a non-excluded module
+	peerSentAt uint64 // highest sentAt of any processed control message
+	awaiting   []*execution
+	lateSlots  []uint64
 	pings      map[uint64]time.Time
 	samples    []syncSample
 	failed     error
@@ -222,6 +232,7 @@ func (m *Module) Stats() Stats {
 	return Stats{Decided: s.decided.Load(), Persisted: s.persisted.Load(), ControlBadMAC: s.controlBadMAC.Load(),
 		ControlMalformed: s.controlMalformed.Load(), Replays: s.replays.Load(), TimingFailures: s.timingFailures.Load(),
 		Stale: s.stale.Load(), Clones: s.clones.Load(), ControlDrop: s.controlDrop.Load(),
+		Tainted: s.tainted.Load(), LateMessages: s.lateMessages.Load(), LateAfterRelease: s.lateAfterRelease.Load(),
 		LocalAuthFailures: s.localAuthFailures.Load(), LocalBadFrames: s.localBadFrames.Load(), RateLimited: s.rateLimited.Load()}
 }
 
@@ -312,6 +323,14 @@ func (m *Module) loop(ctx context.Context) error {
 // boundaries processes every slot boundary that has passed. Round r of an
 // execution is sent at boundary slot0+r−1 and must be received before
 // boundary slot0+r; the decision is taken at boundary slot0+f+1.
+//
+// Timing failures have crash semantics per execution: a module whose round
+// messages for an execution left later than the slack (they will be
+// dropped by every receiver, which judge by the sender's stamp) or that
+// received a round message in time but only after the round closed, is
+// faulty for that execution: it keeps taking part in others but never
+// answers this one. A module that misses its bound chronically, or whose
+// clock jumps, fails itself and must rejoin with a new incarnation.
 func (m *Module) boundaries() {
 	now := m.now()
 	// take what already arrived before closing rounds
@@ -323,34 +342,62 @@ func (m *Module) boundaries() {
 			i = cap(m.ctrlCh)
 		}
 	}
+	if m.joined && now/m.delta > m.lastSlot+maxSlotsBehind {
+		m.selfTimingFailure(fmt.Errorf("%w: %d slots behind (clock jump or stall)", ErrTimingFailure, now/m.delta-m.lastSlot))
+		return
+	}
 	for s := m.lastSlot + 1; s*m.delta <= now && m.failed == nil; s++ {
-		if m.joined && now-s*m.delta > uint64(m.cfg.Slack) {
-			m.st.timingFailures.Add(1)
-			m.failed = fmt.Errorf("%w: boundary %d processed %v late (slack %v)", ErrTimingFailure, s,
-				time.Duration(now-s*m.delta), m.cfg.Slack)
-			return
-		}
 		m.lastSlot = s
-		m.slot(s)
-		if m.joined && m.clk.global()-s*m.delta > uint64(m.cfg.Slack) {
-			// Our round messages left too late: receivers drop them and
-			// exclude us, so we must stop (crash semantics).
-			m.st.timingFailures.Add(1)
-			m.failed = fmt.Errorf("%w: boundary %d sent %v late (slack %v)", ErrTimingFailure, s,
-				time.Duration(m.clk.global()-s*m.delta), m.cfg.Slack)
-			return
+		sent := m.slot(s)
+		if late := m.clk.global() - s*m.delta; m.joined && late > uint64(m.cfg.Slack) {
+			for _, e := range sent {
+				m.taint(e, "our round message left late")
+			}
+			m.selfTimingFailure(fmt.Errorf("%w: boundary %d handled %v late (slack %v)", ErrTimingFailure, s,
+				time.Duration(late), m.cfg.Slack))
 		}
 	}
 }
 
-func (m *Module) slot(s uint64) {
+// maxSlotsBehind: a module this many slots behind fails itself.
+const maxSlotsBehind = 64
+
+// selfTimingFailure records one of this module's own timing failures and
+// fails the module when they are chronic (MaxTimingFailures within the
+// last 64 slots), or at once for a clock jump.
+func (m *Module) selfTimingFailure(err error) {
+	m.st.timingFailures.Add(1)
+	m.lateSlots = append(m.lateSlots, m.lastSlot)
+	for len(m.lateSlots) > 0 && m.lateSlots[0]+64 < m.lastSlot {
+		m.lateSlots = m.lateSlots[1:]
+	}
+	if len(m.lateSlots) > m.cfg.MaxTimingFailures || strings.Contains(err.Error(), "slots behind") {
+		m.failed = err
+		return
+	}
+	m.log.Warn("ttcb own timing failure", "err", err, "recent", len(m.lateSlots))
+}
+
+func (m *Module) taint(e *execution, why string) {
+	if !e.tainted {
+		e.tainted = true
+		m.st.tainted.Add(1)
+		m.log.Warn("ttcb timing failure in an execution: it will not be answered here", "why", why, "tstart", e.tstart)
+	}
+}
+
+// slot handles boundary s and returns the executions whose round messages
+// it sent.
+func (m *Module) slot(s uint64) []*execution {
 	B := s * m.delta
 	var batch []floodExec
+	var sent []*execution
 	for _, e := range m.t.open {
 		s0 := m.slot0(e.tstart)
 		if s >= s0 && s <= s0+uint64(m.cfg.F) {
 			batch = append(batch, floodExec{elist: e.elist, tstart: e.tstart, decision: e.decision,
 				round: uint32(s - s0 + 1), proposed: e.proposed, props: e.props})
+			sent = append(sent, e)
 		}
 	}
 	decided := m.t.decideDue(B)
@@ -365,24 +412,45 @@ func (m *Module) slot(s uint64) {
 		// may have missed proposals the others counted, so it must not
 		// answer (a partitioned module is a crashed one for the TTCB).
 		for _, e := range decided {
-			e.isolated = true
+			m.taint(e, "cut off from n−f modules")
 		}
-		m.log.Warn("ttcb decided while isolated; results withheld", "slot", s, "executions", len(decided))
-		decided = nil
 	}
-	if len(decided) > 0 {
-		job := persistJob{now: B}
-		for _, e := range decided {
-			job.keys = append(job.keys, e.key)
-			job.recs = append(job.recs, &wire.TTCBRecord{Kind: &wire.TTCBRecord_Decided{Decided: &wire.TTCBDecided{
-				Elist: fromElist(e.elist), Tstart: e.tstart, Decision: uint32(e.decision), DecideAt: e.decideAt,
-				Result: resultToWire(e.result)}}})
-		}
-		m.st.decided.Add(uint64(len(decided)))
-		m.persist(job)
-	}
+	m.awaiting = append(m.awaiting, decided...)
+	m.release()
 	if s%64 == 0 {
 		m.t.expire(B)
+	}
+	return sent
+}
+
+// release persists decided executions once they may be answered: some
+// control message stamped at or after their deadline has been processed
+// (see answerable). Tainted ones are never persisted nor answered.
+func (m *Module) release() {
+	if len(m.awaiting) == 0 {
+		return
+	}
+	var job persistJob
+	i := 0
+	for ; i < len(m.awaiting); i++ {
+		e := m.awaiting[i]
+		if m.n > 1 && m.peerSentAt < e.decideAt {
+			break
+		}
+		if e.tainted {
+			continue
+		}
+		e.released = true
+		job.keys = append(job.keys, e.key)
+		job.recs = append(job.recs, &wire.TTCBRecord{Kind: &wire.TTCBRecord_Decided{Decided: &wire.TTCBDecided{
+			Elist: fromElist(e.elist), Tstart: e.tstart, Decision: uint32(e.decision), DecideAt: e.decideAt,
+			Result: resultToWire(e.result)}}})
+		job.now = max(job.now, e.decideAt)
+	}
+	m.awaiting = m.awaiting[i:]
+	if len(job.keys) > 0 {
+		m.st.decided.Add(uint64(len(job.keys)))
+		m.persist(job)
 	}
 }
 
@@ -495,7 +563,7 @@ func (m *Module) handleControl(in ctrlIn) {
 		if c.Incarnation > p.inc {
 			m.persist(persistJob{recs: []*wire.TTCBRecord{bootRecord(p.id, c.Incarnation)}})
 		}
-		p.inc, p.boot, p.seq, p.excluded, p.joined = c.Incarnation, c.Boot, 0, false, false
+		p.inc, p.boot, p.seq, p.joined = c.Incarnation, c.Boot, 0, false
 		m.log.Info("ttcb peer incarnation", "peer", p.id, "incarnation", p.inc)
 	}
 	if c.Seq <= p.seq {
@@ -509,9 +577,8 @@ func (m *Module) handleControl(in ctrlIn) {
 		return
 	}
 	p.heard, p.joined, p.heardSlot = time.Now(), body.joined, m.lastSlot
-	if !p.excluded {
-		m.peerSentAt = max(m.peerSentAt, body.sentAt)
-	}
+	m.peerSentAt = max(m.peerSentAt, body.sentAt)
+	defer m.release()
 	switch body.kind {
 	case ctrlStale:
 		if body.stale >= m.inc {
@@ -522,7 +589,7 @@ func (m *Module) handleControl(in ctrlIn) {
 	case ctrlPong:
 		m.onPong(p, body)
 	case ctrlFlood:
-		if p.excluded || !m.joined {
+		if !m.joined {
 			return
 		}
 		for _, x := range body.flood {
@@ -532,27 +599,31 @@ func (m *Module) handleControl(in ctrlIn) {
 }
 
 // onFlood handles round x.round of an execution from module p. Round r is
-// sent at boundary slot0+r−1 and must arrive before boundary slot0+r. A
-// message whose sender stamped it later than the boundary plus the slack
-// comes from a module that missed its bound: it is dropped and the sender
-// excluded until it restarts (it also detects this itself and fails). A
-// message stamped in time that finds the round already closed here means
-// this module received late (it was descheduled): this module has a
-// timing failure and fails itself, before it could answer for the
-// execution (see answerable).
+// sent at boundary slot0+r−1 and must arrive before boundary slot0+r.
+// Every receiver judges a message by the sender's stamp: stamped later
+// than the boundary plus the slack, it is dropped by all (the sender, which
+// knows it was late, does not answer the execution). Stamped in time but
+// arriving after the round closed here, this module received late: it is
+// faulty for the execution and will not answer it.
 func (m *Module) onFlood(p *peerState, sentAt uint64, x floodExec) {
 	s0 := m.slot0(x.tstart)
 	if sentAt > (s0+uint64(x.round)-1)*m.delta+uint64(m.cfg.Slack) {
-		m.st.timingFailures.Add(1)
-		p.excluded = true
-		m.log.Warn("ttcb peer timing failure", "peer", p.id, "round", x.round, "tstart", x.tstart,
+		m.st.lateMessages.Add(1)
+		m.log.Debug("ttcb late round message dropped", "peer", p.id, "round", x.round,
 			"late_by", time.Duration(sentAt-(s0+uint64(x.round)-1)*m.delta))
 		return
 	}
 	if m.lastSlot >= s0+uint64(x.round) {
-		m.st.timingFailures.Add(1)
-		m.failed = fmt.Errorf("%w: round %d of an execution from module %d processed after the round closed",
-			ErrTimingFailure, x.round, p.id)
+		if e := m.t.execs[ExecutionKey(x.elist, x.tstart, x.decision)]; e != nil {
+			if e.released {
+				m.st.lateAfterRelease.Add(1)
+				m.log.Error("ttcb synchrony assumption violated: round message after the result was released",
+					"peer", p.id, "tstart", x.tstart)
+			}
+			m.taint(e, "round message received after the round closed")
+		}
+		m.selfTimingFailure(fmt.Errorf("%w: round %d from module %d processed after the round closed",
+			ErrTimingFailure, x.round, p.id))
 		return
 	}
 	if x.tstart > m.lastNow+uint64(m.cfg.Horizon) {
@@ -561,18 +632,18 @@ func (m *Module) onFlood(p *peerState, sentAt uint64, x floodExec) {
 	m.t.merge(x.elist, x.tstart, x.decision, m.decideAt(x.tstart), x.props, x.proposed)
 }
 
-// answerable reports whether e's result may be given to a caller: decided,
-// durable, not decided in isolation, and — with other modules — some
-// message stamped at or after e's deadline has been processed. All modules
-// write to this module's single control socket and it is read in order,
-// so by then every round message sent in time for e has been processed
-// (with δ + π + slack ≤ Δ); had one come after its round closed, the
-// module would have failed itself instead.
+// answerable reports whether e's result may be given to a caller: it is
+// decided, not tainted (see onFlood, boundaries) and released and durable.
+// Release waits until some message stamped at or after e's deadline has
+// been processed: all modules write to this module's single control
+// socket, read in order, so by then every round message sent in time for e
+// has been processed (given δ + π + slack ≤ Δ) — had one come after its
+// round closed, e would be tainted instead.
 func (m *Module) answerable(e *execution, now uint64) error {
-	if e.isolated {
-		return fmt.Errorf("%w: module was cut off from the others during the execution", ErrUnavailable)
+	if e.tainted {
+		return fmt.Errorf("%w: this module had a timing failure (or was cut off) in this execution", ErrUnavailable)
 	}
-	if !e.durable || (m.n > 1 && m.peerSentAt < e.decideAt && !e.restored) {
+	if !e.durable {
 		return fmt.Errorf("%w: ready at %d", ErrNotReady, e.decideAt)
 	}
 	_, err := e.resultAt(now)
@@ -621,7 +692,7 @@ func (m *Module) syncTick() {
 func (m *Module) connected(s, k uint64) bool {
 	heard := 1
 	for _, p := range m.peers {
-		if !p.excluded && p.heardSlot+k >= s && p.heardSlot != 0 {
+		if p.heardSlot+k >= s && p.heardSlot != 0 {
 			heard++
 		}
 	}
@@ -629,7 +700,7 @@ func (m *Module) connected(s, k uint64) bool {
 }
 
 func (m *Module) alive(p *peerState) bool {
-	return !p.heard.IsZero() && time.Since(p.heard) < 3*m.cfg.SyncPeriod && !p.excluded
+	return !p.heard.IsZero() && time.Since(p.heard) < 3*m.cfg.SyncPeriod
 }
 
 // reference is the lowest-ID joined, alive module other than this one if
@@ -715,6 +786,9 @@ func (m *Module) handleCall(c localCall) any {
 			return Refused{Err: err}
 		}
 		if err := m.answerable(e, now); err != nil {
+			if errors.Is(err, ErrNotReady) {
+				return notReady{at: e.decideAt, err: err}
+			}
 			return Refused{Err: err}
 		}
 		return e.result

@@ -192,16 +192,38 @@ func (m *Module) dispatch(ctx context.Context, eid EntityID, req any) any {
 		d := m.clk.timestamp() - ms.start
 		return Measured{Duration: d, TimingFailure: d > ms.bound}
 	}
-	call := localCall{entity: eid, req: req, reply: make(chan any, 1)}
-	select {
-	case m.callCh <- call:
-	case <-ctx.Done():
-		return Refused{Err: ErrClosed}
-	}
-	select {
-	case r := <-call.reply:
-		return r
-	case <-ctx.Done():
-		return Refused{Err: ErrClosed}
+	// TBA calls go to the loop. A Decide before the result is ready waits
+	// here (not in the loop) until the deadline, then asks again, so a
+	// caller needs one round trip; the wait is bounded.
+	limit := time.Now().Add(m.cfg.TBABound() + 5*time.Second)
+	for {
+		call := localCall{entity: eid, req: req, reply: make(chan any, 1)}
+		select {
+		case m.callCh <- call:
+		case <-ctx.Done():
+			return Refused{Err: ErrClosed}
+		}
+		var r any
+		select {
+		case r = <-call.reply:
+		case <-ctx.Done():
+			return Refused{Err: ErrClosed}
+		}
+		nr, ok := r.(notReady)
+		if !ok {
+			return r
+		}
+		if time.Now().After(limit) {
+			return Refused{Err: nr.err}
+		}
+		wait := time.Millisecond
+		if now := m.clk.global(); nr.at > now {
+			wait = max(wait, time.Duration(nr.at-now))
+		}
+		select {
+		case <-time.After(min(wait, m.cfg.TBABound())):
+		case <-ctx.Done():
+			return Refused{Err: ErrClosed}
+		}
 	}
 }

@@ -31,7 +31,8 @@ type execution struct {
 	decideAt uint64
 	decided  bool
 	durable  bool // persisted (module only): may be returned to callers
-	isolated bool // module only: decided while cut off from n−f modules; never returned
+	tainted  bool // module only: this module was late or cut off in this execution; never answered
+	released bool // module only: handed to persistence, answerable once durable
 	restored bool // reloaded from the state file after a restart
 	result   TBAResult
 }
