@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -142,13 +143,18 @@ func BenchmarkTBAThroughput(b *testing.B) {
 			var wg sync.WaitGroup
 			for i := range n {
 				results[i] = make([]TBAResult, k)
+				var proposed atomic.Int64
 				wg.Go(func() {
 					for j := range k {
 						_, _ = props[i].Propose(ctx, elist, t0+uint64(j)*gap, DecisionMajority, val(byte(j)))
+						proposed.Store(int64(j + 1))
 					}
 				})
 				wg.Go(func() {
 					for j := range k {
+						for proposed.Load() <= int64(j) && ctx.Err() == nil {
+							time.Sleep(100 * time.Microsecond)
+						}
 						tag := ExecutionTag(elist, t0+uint64(j)*gap, DecisionMajority)
 						if r, err := decs[i].Decide(ctx, tag); err == nil {
 							results[i][j] = r
