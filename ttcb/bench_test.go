@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -145,8 +146,11 @@ func BenchmarkTBAThroughput(b *testing.B) {
 				results[i] = make([]TBAResult, k)
 				var proposed atomic.Int64
 				wg.Go(func() {
+					cl := props[i]
 					for j := range k {
-						_, _ = props[i].Propose(ctx, elist, t0+uint64(j)*gap, DecisionMajority, val(byte(j)))
+						if _, err := cl.Propose(ctx, elist, t0+uint64(j)*gap, DecisionMajority, val(byte(j))); err != nil {
+							cl = c.reconnect(cl, EntityID(i+1), err)
+						}
 						proposed.Store(int64(j + 1))
 					}
 				})
@@ -158,6 +162,8 @@ func BenchmarkTBAThroughput(b *testing.B) {
 						tag := ExecutionTag(elist, t0+uint64(j)*gap, DecisionMajority)
 						if r, err := decs[i].Decide(ctx, tag); err == nil {
 							results[i][j] = r
+						} else {
+							decs[i] = c.reconnect(decs[i], EntityID(i+1), err)
 						}
 					}
 				})
@@ -213,6 +219,25 @@ func BenchmarkModelTBA(b *testing.B) {
 			b.Fatal("missing replies")
 		}
 	}
+}
+
+// reconnect replaces a client whose session broke (its module restarted
+// after a timing failure); other errors keep the client.
+func (c *cluster) reconnect(cl *Client, e EntityID, err error) *Client {
+	if !strings.Contains(err.Error(), "session broken") {
+		return cl
+	}
+	cl.Close()
+	for range 100 {
+		c.waitJoined(c.hostIDs()...)
+		if n, err := c.tryDial(e); err == nil {
+			c.t.Cleanup(func() { n.Close() })
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("cannot reconnect entity %d", e)
+	return nil
 }
 
 func errorsIsViolation(err error) bool {
