@@ -17,10 +17,12 @@
 // key was proven, that the cluster matches, and that this member is one
 // that should dial it, then answers with its own hello, which the dialer
 // checks likewise. Refusals are counted by reason
-// (maftia_transport_rejected_handshakes_total{reason}): unknown_key (no
-// member's key — this also covers a certificate with another member's key
-// whose signature fails, counted as handshake), wrong_id, wrong_cluster,
-// direction, bad_hello, busy (more than MaxHandshakes handshakes in flight).
+// (maftia_transport_rejected_handshakes_total{reason}): handshake (TLS
+// failed, e.g. a certificate carrying another member's key presented
+// without that key), unknown_key (no other member's pinned key), wrong_id
+// (a member's key claiming another ID), wrong_cluster, direction (a
+// higher ID dialling), bad_hello, busy (more than MaxHandshakes handshakes
+// in flight).
 // Handshake and hello must complete within HandshakeTimeout.
 //
 // # Who dials whom
