@@ -75,37 +75,30 @@ var ErrConfig = errors.New("transport: invalid configuration")
 // withDefaults fills zero tuning fields from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	set := func(v *int, dv int) {
-		if *v == 0 {
-			*v = dv
-		}
-	}
-	setF := func(v *float64, dv float64) {
-		if *v == 0 {
-			*v = dv
-		}
-	}
-	setD := func(v *time.Duration, dv time.Duration) {
-		if *v == 0 {
-			*v = dv
-		}
-	}
-	set(&c.MaxFrame, d.MaxFrame)
-	set(&c.QueueLen, d.QueueLen)
-	set(&c.InboundLen, d.InboundLen)
-	set(&c.MaxHandshakes, d.MaxHandshakes)
-	setF(&c.RateFrames, d.RateFrames)
-	setF(&c.BurstFrames, d.BurstFrames)
-	setF(&c.RateBytes, d.RateBytes)
-	setF(&c.BurstBytes, d.BurstBytes)
-	setD(&c.HandshakeTimeout, d.HandshakeTimeout)
-	setD(&c.WriteTimeout, d.WriteTimeout)
-	setD(&c.BackoffMin, d.BackoffMin)
-	setD(&c.BackoffMax, d.BackoffMax)
+	orDefault(&c.MaxFrame, d.MaxFrame)
+	orDefault(&c.QueueLen, d.QueueLen)
+	orDefault(&c.InboundLen, d.InboundLen)
+	orDefault(&c.MaxHandshakes, d.MaxHandshakes)
+	orDefault(&c.RateFrames, d.RateFrames)
+	orDefault(&c.BurstFrames, d.BurstFrames)
+	orDefault(&c.RateBytes, d.RateBytes)
+	orDefault(&c.BurstBytes, d.BurstBytes)
+	orDefault(&c.HandshakeTimeout, d.HandshakeTimeout)
+	orDefault(&c.WriteTimeout, d.WriteTimeout)
+	orDefault(&c.BackoffMin, d.BackoffMin)
+	orDefault(&c.BackoffMax, d.BackoffMax)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// orDefault sets *v to d if *v is the zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // Check validates the configuration.

@@ -481,7 +481,10 @@ loop:
 		}
 	}
 	close(stopRead)
-	conn.Close()
+	// Close the TCP connection directly: tls.Conn.Close would first try to
+	// write close_notify, which can stall for seconds on a peer that stopped
+	// reading.
+	conn.NetConn().Close()
 	if readErr != nil {
 		<-readErr
 	}
