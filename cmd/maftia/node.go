@@ -79,28 +79,55 @@ type rbcStack struct {
 	maxPayload int
 }
 
-// maxLiveBroadcasts bounds the instances running at once, so Byzantine
-// senders cannot make a replica allocate without bound.
-const maxLiveBroadcasts = 4096
+// maxLivePerSender bounds the unfinished broadcasts of each other
+// replica, so Byzantine senders cannot make a replica allocate without
+// bound (ATTACKS.md row 2): messages that would start one more are
+// dropped. Local broadcasts are not capped (they come from the operator).
+const maxLivePerSender = 1024
 
 func newRBCStack(g core.Group, self core.NodeID, maxPayload int) *rbcStack {
 	s := &rbcStack{maxPayload: maxPayload}
+	live := make(map[core.NodeID]int) // owned by the stepping goroutine, like the Mux
 	s.Mux = core.NewMux(2, func(id core.InstanceID) (core.Protocol, error) {
-		name, sender, ok := id.Prefix(1).Last()
-		if !ok || name != "rbc" || !g.Contains(core.NodeID(sender)) {
+		name, idx, ok := id.Prefix(1).Last()
+		sender := core.NodeID(idx)
+		if !ok || name != "rbc" || uint64(sender) != idx || !g.Contains(sender) {
 			return nil, core.ErrNoInstance
 		}
-		if seg, _, ok := id.Last(); !ok || seg != "s" {
+		if seg, _, ok := id.Last(); !ok || seg != "s" || id.Depth() != 2 {
 			return nil, core.ErrNoInstance
 		}
-		if s.Running() >= maxLiveBroadcasts {
+		if sender != self && live[sender] >= maxLivePerSender {
 			return nil, core.ErrNoInstance
 		}
-		p := rbc.DefaultParams(g, self, core.NodeID(sender))
+		p := rbc.DefaultParams(g, self, sender)
 		p.MaxPayload = maxPayload
-		return rbc.New(id, p)
+		inst, err := rbc.New(id, p)
+		if err != nil {
+			return nil, err
+		}
+		live[sender]++
+		return &countedRBC{RBC: inst, live: live, sender: sender}, nil
 	}, 256, 4<<20)
 	return s
+}
+
+// countedRBC releases its sender's live slot when it finishes.
+type countedRBC struct {
+	*rbc.RBC
+	live     map[core.NodeID]int
+	sender   core.NodeID
+	released bool
+}
+
+// Finished implements core.Finisher.
+func (c *countedRBC) Finished() bool {
+	f := c.RBC.Finished()
+	if f && !c.released {
+		c.released = true
+		c.live[c.sender]--
+	}
+	return f
 }
 
 // Precheck implements core.Prechecker: decoding is pure and per message;
@@ -137,7 +164,6 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 	if !ok {
 		return fmt.Errorf("%s: key is no member's identity in %s", o.key, o.config)
 	}
-	log = log.With("replica", uint32(self.ID))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -228,7 +254,7 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 			defer c()
 			srv.Shutdown(sctx)
 		}()
-		log.Info("admin endpoint", "addr", ln.Addr().String())
+		log.Info("admin endpoint", "replica", uint32(self.ID), "addr", ln.Addr().String())
 	}
 	if o.every > 0 {
 		wg.Add(1)

@@ -240,12 +240,7 @@ func TestProcessesReliableBroadcastWithCrashRestart(t *testing.T) {
 	c.start(4)
 	c.round("restarted", 5, all, all, 30*time.Second)
 
-	resp, err := http.Get("http://" + c.procs[1].admin + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st struct {
+	type status struct {
 		Members []struct {
 			ID         core.NodeID `json:"id"`
 			Connected  bool        `json:"connected"`
@@ -253,13 +248,29 @@ func TestProcessesReliableBroadcastWithCrashRestart(t *testing.T) {
 		} `json:"members"`
 		Evidence map[string]any `json:"evidence"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range st.Members {
-		if !m.Connected {
-			t.Errorf("replica 1 sees %d disconnected", m.ID)
+	get := func() (st status) {
+		resp, err := http.Get("http://" + c.procs[1].admin + "/status")
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// Replica 4 needs only n−f = 3 replicas to deliver; replica 1's dialler
+	// may still be backing off. Wait for the full mesh.
+	waitFor(t, "replica 1 reconnected to all", 15*time.Second, func() bool {
+		for _, m := range get().Members {
+			if !m.Connected {
+				return false
+			}
+		}
+		return true
+	})
+	st := get()
+	for _, m := range st.Members {
 		if m.ID == 4 && m.Reconnects < 1 {
 			t.Errorf("replica 1 counted no reconnection to 4")
 		}
