@@ -399,7 +399,7 @@ func (n *Node) forward(ctx context.Context, jobs <-chan *job) {
 			n.m.drop(DropPrecheck)
 			var ev *core.Evidence
 			if errors.As(j.err, &ev) {
-				n.reportAsync(ctx, *ev)
+				n.evidence(*ev)
 			} else {
 				n.log.Debug("precheck refused message", "from", uint32(j.msg.From), "instance", string(j.msg.Instance), "err", j.err)
 			}
@@ -412,9 +412,6 @@ func (n *Node) forward(ctx context.Context, jobs <-chan *job) {
 		}
 	}
 }
-
-// reportAsync records evidence found off the stepping goroutine.
-func (n *Node) reportAsync(_ context.Context, e core.Evidence) { n.evidence(e) }
 
 // decode checks a frame from an authenticated peer: it must be a valid
 // envelope whose sender is that peer. Anything else is dropped, counted

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -504,9 +503,7 @@ func readReason(err error) string {
 		return ConnOversized
 	case errors.Is(err, ErrTruncated):
 		return ConnTruncated
-	case errors.Is(err, io.EOF):
-		return ConnIO
-	default:
+	default: // EOF, reset, timeout
 		return ConnIO
 	}
 }
