@@ -261,3 +261,50 @@ func TestFloodIsThrottled(t *testing.T) {
 		t.Fatalf("accepted %d flood frames, budget allows about %.0f", from1, limit)
 	}
 }
+
+// TestNewerConnectionReplacesOlder: a second authenticated connection from
+// the same member replaces the first (the member restarted); the old one is
+// closed and the replacement counted.
+func TestNewerConnectionReplacesOlder(t *testing.T) {
+	c := newCluster(t, 2)
+	delete(c.lns, 1)
+	t2 := c.start(t, 2, nil)
+	old := attacker(t, c, 2)
+	eventually(t, "first connection", func() bool { return peerStatus(t2, 1).Connected })
+	fresh := attacker(t, c, 2)
+	eventually(t, "replacement counted", func() bool { return peerStatus(t2, 1).ConnErrors[ConnReplaced] == 1 })
+	old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := ReadFrame(old, 1024); err == nil {
+		t.Fatal("old connection still delivers frames")
+	}
+	t2.Send(1, []byte("to the new one"))
+	fresh.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if f, err := ReadFrame(fresh, 1024); err != nil || string(f) != "to the new one" {
+		t.Fatalf("replacement got %q, %v", f, err)
+	}
+	if st := peerStatus(t2, 1); st.Reconnects != 1 || !st.Connected {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// TestPeerThatStopsReadingIsDropped: a member that stops reading (paused,
+// or hostile) cannot block its writer: after WriteTimeout the connection is
+// dropped and counted, and the frames beyond the bounded queue are dropped
+// and counted instead of buffered (ATTACKS.md row 2).
+func TestPeerThatStopsReadingIsDropped(t *testing.T) {
+	c := newCluster(t, 2)
+	delete(c.lns, 1)
+	t2 := c.start(t, 2, func(cfg *Config) {
+		cfg.WriteTimeout, cfg.QueueLen, cfg.MaxFrame = 200*time.Millisecond, 64, 1<<20
+	})
+	attacker(t, c, 2) // never reads
+	eventually(t, "connected", func() bool { return peerStatus(t2, 1).Connected })
+	big := make([]byte, 256<<10)
+	for range 400 { // 100 MiB offered, far beyond socket buffers
+		t2.Send(1, big)
+	}
+	eventually(t, "write timeout drops the connection", func() bool { return peerStatus(t2, 1).ConnErrors[ConnIO] >= 1 })
+	if st := peerStatus(t2, 1); st.Drops[DropQueueFull] == 0 {
+		t.Fatalf("queue overflow not counted: %+v", st)
+	}
+}
