@@ -47,7 +47,9 @@ func mac(client, seq uint64, op []byte) []byte {
 	h := sha256.Sum256(fmt.Appendf(nil, "%d/%d/%x", client, seq, op))
 	return h[:8]
 }
-func verifyMAC(r *wire.ClientRequest) bool { return bytes.Equal(r.Signature, mac(r.Client, r.Seq, r.Op)) }
+func verifyMAC(r *wire.ClientRequest) bool {
+	return bytes.Equal(r.Signature, mac(r.Client, r.Seq, r.Op))
+}
 
 func req(client, seq uint64, op string) *wire.ClientRequest {
 	return &wire.ClientRequest{Client: client, Seq: seq, Op: []byte(op), Signature: mac(client, seq, []byte(op))}
