@@ -38,6 +38,8 @@ type Summary struct {
 	Bytes      uint64
 	Deliveries uint64
 	MaxPending int
+	Holds      int
+	Partitions int
 	PerBehav   map[string]int
 }
 
@@ -77,6 +79,8 @@ func (cp *Campaign) Run() *Summary {
 		sum.Messages += res.Stats.Messages
 		sum.Bytes += res.Stats.Bytes
 		sum.Deliveries += res.Stats.Deliveries
+		sum.Holds += res.Stats.Holds
+		sum.Partitions += res.Stats.Partitions
 		if res.Stats.MaxPending > sum.MaxPending {
 			sum.MaxPending = res.Stats.MaxPending
 		}

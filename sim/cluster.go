@@ -59,6 +59,8 @@ type Stats struct {
 	Dropped    uint64 // packets dropped by the adversary or to crashed replicas
 	Deliveries uint64 // outputs delivered by replicas
 	MaxPending int
+	Holds      int // correct replicas whose traffic the adversary held back
+	Partitions int // temporary partitions of the correct replicas
 }
 
 // Cluster is a simulated group of replicas and the network between them.

@@ -88,6 +88,7 @@ func (s *scheduler) perturb() {
 	correct := s.c.Correct()
 	if len(s.held) < s.c.Group.F() && s.rng.IntN(200) == 0 {
 		s.held[correct[s.rng.IntN(len(correct))]] = 20 + s.rng.IntN(400)
+		s.c.stats.Holds++
 	}
 	if s.partition == nil && s.rng.IntN(400) == 0 && len(correct) > 1 {
 		s.partition = map[core.NodeID]int{}
@@ -95,6 +96,7 @@ func (s *scheduler) perturb() {
 			s.partition[id] = s.rng.IntN(2)
 		}
 		s.partLeft = 20 + s.rng.IntN(300)
+		s.c.stats.Partitions++
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/maftia/maftia/broadcast/rbc"
 	"github.com/maftia/maftia/core"
@@ -167,7 +168,14 @@ func rbcDeliveries(c *sim.Cluster) map[core.InstanceID]map[core.NodeID][][]byte 
 
 func checkRBC(c *sim.Cluster) []string {
 	var v []string
-	for inst, byReplica := range rbcDeliveries(c) {
+	all := rbcDeliveries(c)
+	insts := make([]core.InstanceID, 0, len(all))
+	for inst := range all {
+		insts = append(insts, inst)
+	}
+	slices.Sort(insts)
+	for _, inst := range insts {
+		byReplica := all[inst]
 		_, s, _ := inst.Last()
 		sender := core.NodeID(s)
 		var first []byte
