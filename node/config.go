@@ -44,6 +44,7 @@ type Config struct {
 	MaxPayload int           // largest envelope payload accepted; default wire.DefaultMaxPayload
 	Workers    int           // precheck workers; default GOMAXPROCS
 	QueueLen   int           // per-stage queue lengths; default 1024
+	MaxBatch   int           // events stepped per storage commit; default 256
 
 	Logger   *slog.Logger         // nil: slog.Default()
 	Registry *prometheus.Registry // nil: a fresh registry (served at /metrics)
@@ -74,6 +75,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 256
 	}
 	if c.QueueLen <= 0 {
 		c.QueueLen = 1024

@@ -29,20 +29,28 @@
 //
 // # The stepping goroutine
 //
-// Run's own goroutine is the only one that touches the cores. For every
-// event it calls Step and then performs the Output, in order:
+// Run's own goroutine is the only one that touches the cores. It steps
+// events in batches: it waits for one event, then also steps whatever is
+// already queued (up to Config.MaxBatch events), all into one core.Output,
+// and then performs that Output, in order:
 //
-//  1. Persist: Storage.Persist with all records, returning only when they
-//     are durable — before any message of the same Output is sent (the
-//     "persist before send" rule of etcd-io/raft's Ready). A storage error
-//     halts the replica.
+//  1. Persist: Storage.SaveRecords with every record of the batch, in one
+//     call that returns only when they are durable — before any message of
+//     any step of the batch is sent (the "persist before send" rule of
+//     etcd-io/raft's Ready). One commit (one fsync with the Pebble store,
+//     about 19 ms on the reference disk) serves a whole batch, so the cost
+//     per step falls as load rises. A storage error halts the replica.
 //  2. Sends: each message is wrapped in a wire envelope with Sender = Self.
-//     To Everyone: the transport sends to every other member and the copy
-//     for Self is looped back; To == Self: looped back only. Looped-back
-//     messages are stepped as Message events (From = Self, Checked = nil,
-//     so the core decodes inline) after the current Output is complete, in
-//     order, before the next external event.
-//  3. Deliveries: Config.Deliver, synchronously and in order.
+//     To Everyone: the transport sends to every other member; To == Self:
+//     nothing goes to the network. The copies for Self were already looped
+//     back during the batch: after each Step the runtime steps the
+//     messages the replica addressed to itself (From = Self, Checked = nil,
+//     so the core decodes inline) before the next external event. That is
+//     safe before the records are durable because nothing those steps
+//     cause leaves the process until the whole batch is saved.
+//  3. Deliveries: Config.Deliver, synchronously and in order — so the
+//     application never sees a delivery whose justifying records could be
+//     lost in a crash.
 //  4. Timers: abstract ticks. The runtime advances a tick counter every
 //     Config.Tick and steps TimerFired for due timers in deadline order;
 //     setting a timer again re-arms it, After == 0 cancels it.

@@ -32,6 +32,7 @@ type metrics struct {
 	dropped    *prometheus.CounterVec
 	evidenceC  *prometheus.CounterVec
 	stepTime   prometheus.Histogram
+	batch      prometheus.Histogram
 
 	mu       sync.Mutex
 	drops    map[string]uint64
@@ -49,12 +50,14 @@ func newMetrics(reg prometheus.Registerer, self string) (*metrics, error) {
 		persistedC: prometheus.NewCounter(prometheus.CounterOpts{Name: "maftia_node_persisted_records_total", Help: "Records made durable before sending.", ConstLabels: labels}),
 		dropped:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "maftia_node_dropped_messages_total", Help: "Received messages dropped before Step, by reason.", ConstLabels: labels}, []string{"reason"}),
 		evidenceC:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "maftia_node_evidence_total", Help: "Evidence of misbehaviour, by accused replica and kind.", ConstLabels: labels}, []string{"accused", "kind"}),
-		stepTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "maftia_node_step_duration_seconds", Help: "Time to step one event and perform its effects.",
+		stepTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "maftia_node_flush_duration_seconds", Help: "Time to make a batch durable and perform its effects.",
 			ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10)}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "maftia_node_batch_events", Help: "Events stepped per batch (one storage commit each).",
+			ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
 		drops:    make(map[string]uint64),
 		evidence: make(map[core.NodeID]map[core.EvidenceKind]uint64),
 	}
-	for _, c := range []prometheus.Collector{m.stepsC, m.receivedC, m.sentC, m.deliveredC, m.persistedC, m.dropped, m.evidenceC, m.stepTime} {
+	for _, c := range []prometheus.Collector{m.stepsC, m.receivedC, m.sentC, m.deliveredC, m.persistedC, m.dropped, m.evidenceC, m.stepTime, m.batch} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

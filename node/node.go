@@ -43,7 +43,9 @@ type Node struct {
 	ranOnce atomic.Bool
 
 	// Owned by the stepping goroutine.
-	out      core.Output
+	out      core.Output // the current batch's effects
+	batched  int         // events stepped into out
+	scanned  int         // out.Sends already looped back
 	loopback []core.Message
 	tick     uint64
 	timers   map[timerKey]uint64 // → deadline tick
@@ -129,49 +131,80 @@ func (n *Node) Run(ctx context.Context) error {
 	return err
 }
 
-// stepLoop is the one goroutine that owns the cores.
+// stepLoop is the one goroutine that owns the cores. It steps events in
+// batches: one event, then whatever else is already waiting (up to
+// Config.MaxBatch), all into one Output; then it saves the batch's records
+// with one SaveRecords call (one fsync for many steps) and only then
+// performs the batch's other effects.
 func (n *Node) stepLoop(ctx context.Context) error {
 	ticker := time.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
 	for {
-		var ev core.Event
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev = <-n.stepCh:
-		case ev = <-n.inputCh:
+		case ev := <-n.stepCh:
+			if err := n.apply(ev); err != nil {
+				return err
+			}
+		case ev := <-n.inputCh:
+			if err := n.apply(ev); err != nil {
+				return err
+			}
 		case <-n.replyCh:
-			if err := n.stepReplies(); err != nil {
+			if err := n.applyReplies(); err != nil {
 				return err
 			}
-			continue
 		case <-ticker.C:
-			if err := n.fireTimers(); err != nil {
+			if err := n.applyTimers(); err != nil {
 				return err
 			}
-			continue
 		}
-		if err := n.step(ev); err != nil {
+		if err := n.fillBatch(); err != nil {
+			return err
+		}
+		if err := n.flush(); err != nil {
 			return err
 		}
 	}
 }
 
-// step applies one event, performs its effects, then steps the messages
-// the replica addressed to itself until none are left.
-func (n *Node) step(ev core.Event) error {
+// fillBatch steps events that are already queued, without waiting, until
+// the batch is full.
+func (n *Node) fillBatch() error {
+	for n.batched < n.cfg.MaxBatch {
+		var ev core.Event
+		select {
+		case ev = <-n.stepCh:
+		case ev = <-n.inputCh:
+		default:
+			return nil
+		}
+		if err := n.apply(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply steps one event into the batch's Output, then the messages the
+// replica addressed to itself, until none are left. Looping back before
+// the batch is durable is safe: nothing the loopback causes leaves the
+// process before flush has saved every record of the batch.
+func (n *Node) apply(ev core.Event) error {
 	for {
-		start := time.Now()
-		n.out.Reset()
+		n.batched++
 		n.m.steps.Add(1)
 		n.m.stepsC.Inc()
 		if err := n.cfg.Protocol.Step(ev, &n.out); err != nil {
 			return fmt.Errorf("node: step %v: %w", ev, err)
 		}
-		if err := n.perform(&n.out); err != nil {
-			return err
+		for _, s := range n.out.Sends[n.scanned:] {
+			if s.To == core.Everyone || s.To == n.cfg.Self {
+				n.loopback = append(n.loopback, core.Message{From: n.cfg.Self, Instance: s.Instance, Payload: s.Payload})
+			}
 		}
-		n.m.stepTime.Observe(time.Since(start).Seconds())
+		n.scanned = len(n.out.Sends)
 		if len(n.loopback) == 0 {
 			return nil
 		}
@@ -181,34 +214,37 @@ func (n *Node) step(ev core.Event) error {
 	}
 }
 
-// perform carries out one Output: Persist durably before any Send, then
-// Sends (self-addressed messages loop back as events), Deliveries, Timers,
-// Requests and Evidence.
-func (n *Node) perform(out *core.Output) error {
+// flush performs the batch's Output: every record durable first, then
+// Sends (self-addressed copies were already looped back), Deliveries,
+// Timers, Requests and Evidence, each in the order the steps produced them.
+func (n *Node) flush() error {
+	if n.batched == 0 {
+		return nil
+	}
+	start := time.Now()
+	out := &n.out
 	if len(out.Persist) > 0 {
-		if err := n.cfg.Storage.Persist(out.Persist); err != nil {
+		if err := n.cfg.Storage.SaveRecords(out.Persist); err != nil {
 			return fmt.Errorf("node: persist: %w", err)
 		}
 		n.m.persisted.Add(uint64(len(out.Persist)))
 		n.m.persistedC.Add(float64(len(out.Persist)))
 	}
 	for _, s := range out.Sends {
+		if s.To == n.cfg.Self {
+			n.m.sent.Add(1)
+			n.m.sentC.Inc()
+			continue
+		}
 		frame, err := wire.EncodeEnvelope(wire.Msg{Sender: n.cfg.Self, Instance: s.Instance, Payload: s.Payload})
 		if err != nil {
 			return fmt.Errorf("node: encode envelope for %s: %w", s.Instance, err)
 		}
-		self := core.Message{From: n.cfg.Self, Instance: s.Instance, Payload: s.Payload}
-		switch s.To {
-		case core.Everyone:
+		if s.To == core.Everyone {
 			n.cfg.Transport.SendMany(n.others, frame)
-			n.loopback = append(n.loopback, self)
 			n.m.sent.Add(uint64(len(n.others) + 1))
 			n.m.sentC.Add(float64(len(n.others) + 1))
-		case n.cfg.Self:
-			n.loopback = append(n.loopback, self)
-			n.m.sent.Add(1)
-			n.m.sentC.Inc()
-		default:
+		} else {
 			n.cfg.Transport.Send(s.To, frame)
 			n.m.sent.Add(1)
 			n.m.sentC.Inc()
@@ -229,30 +265,43 @@ func (n *Node) perform(out *core.Output) error {
 			n.timers[k] = n.tick + t.After
 		}
 	}
+	n.m.timers.Store(uint64(len(n.timers)))
 	for _, r := range out.Requests {
-		n.m.requests.Add(1)
-		svc := n.cfg.Services[r.Service]
-		if svc == nil {
-			return fmt.Errorf("node: request to unknown service %q from %s", r.Service, r.Instance)
+		if err := n.request(r); err != nil {
+			return err
 		}
-		req := r
-		var once atomic.Bool
-		svc.Handle(req, func(v any) {
-			if once.Swap(true) {
-				return
-			}
-			n.repliesMu.Lock()
-			n.replies = append(n.replies, core.ServiceReply{Instance: req.Instance, Service: req.Service, Tag: req.Tag, Reply: v})
-			n.repliesMu.Unlock()
-			select {
-			case n.replyCh <- struct{}{}:
-			default:
-			}
-		})
 	}
 	for _, e := range out.Evidence {
 		n.evidence(e)
 	}
+	n.m.batch.Observe(float64(n.batched))
+	n.m.stepTime.Observe(time.Since(start).Seconds())
+	n.out.Reset()
+	n.batched, n.scanned = 0, 0
+	return nil
+}
+
+// request hands a service request to its service; the reply comes back as
+// a ServiceReply event.
+func (n *Node) request(r core.ServiceRequest) error {
+	n.m.requests.Add(1)
+	svc := n.cfg.Services[r.Service]
+	if svc == nil {
+		return fmt.Errorf("node: request to unknown service %q from %s", r.Service, r.Instance)
+	}
+	var once atomic.Bool
+	svc.Handle(r, func(v any) {
+		if once.Swap(true) {
+			return
+		}
+		n.repliesMu.Lock()
+		n.replies = append(n.replies, core.ServiceReply{Instance: r.Instance, Service: r.Service, Tag: r.Tag, Reply: v})
+		n.repliesMu.Unlock()
+		select {
+		case n.replyCh <- struct{}{}:
+		default:
+		}
+	})
 	return nil
 }
 
@@ -265,24 +314,24 @@ func (n *Node) evidence(e core.Evidence) {
 	n.log.Warn("evidence of misbehaviour", attrs...)
 }
 
-func (n *Node) stepReplies() error {
+func (n *Node) applyReplies() error {
 	n.repliesMu.Lock()
 	evs := n.replies
 	n.replies = nil
 	n.repliesMu.Unlock()
 	for _, ev := range evs {
-		if err := n.step(ev); err != nil {
+		if err := n.apply(ev); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// fireTimers advances the abstract clock by one tick and steps every timer
-// now due, in deadline order (ties by instance and name).
-func (n *Node) fireTimers() error {
+// applyTimers advances the abstract clock by one tick and steps every timer
+// now due, in deadline order (ties by instance and name). Timer operations
+// of the batch take effect at flush.
+func (n *Node) applyTimers() error {
 	n.tick++
-	n.m.timers.Store(uint64(len(n.timers)))
 	if len(n.timers) == 0 {
 		return nil
 	}
@@ -300,11 +349,8 @@ func (n *Node) fireTimers() error {
 		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.k.inst, b.k.inst), cmp.Compare(a.k.timer, b.k.timer))
 	})
 	for _, d := range fire {
-		if at, ok := n.timers[d.k]; !ok || at != d.at {
-			continue // cancelled or re-armed by an earlier timer's step
-		}
 		delete(n.timers, d.k)
-		if err := n.step(core.TimerFired{Instance: d.k.inst, Timer: d.k.timer}); err != nil {
+		if err := n.apply(core.TimerFired{Instance: d.k.inst, Timer: d.k.timer}); err != nil {
 			return err
 		}
 	}

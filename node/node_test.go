@@ -195,11 +195,11 @@ type recStorage struct {
 	r *recorder
 }
 
-func (s recStorage) Persist(recs []core.Record) error {
+func (s recStorage) SaveRecords(recs []core.Record) error {
 	for _, rec := range recs {
 		s.r.add("persist " + string(rec.Value))
 	}
-	return s.MemStorage.Persist(recs)
+	return s.MemStorage.SaveRecords(recs)
 }
 
 type recTransport struct {
@@ -452,5 +452,48 @@ func TestConfigRefused(t *testing.T) {
 		if _, err := New(cfg); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: err=%v", name, err)
 		}
+	}
+}
+
+// slowStorage takes an fsync-like 10 ms per commit and counts commits.
+type slowStorage struct {
+	*MemStorage
+	mu      sync.Mutex
+	commits int
+}
+
+func (s *slowStorage) SaveRecords(recs []core.Record) error {
+	time.Sleep(10 * time.Millisecond)
+	s.mu.Lock()
+	s.commits++
+	s.mu.Unlock()
+	return s.MemStorage.SaveRecords(recs)
+}
+
+// TestBatchingGroupsCommits: with a storage that costs 10 ms per commit,
+// 200 inputs submitted at once are made durable in far fewer commits than
+// steps (events queued while a commit runs share the next one), and every
+// record is saved before its message is delivered anywhere.
+func TestBatchingGroupsCommits(t *testing.T) {
+	st := &slowStorage{MemStorage: NewMemStorage()}
+	_, nodes := startNodes(t, 4, func() core.Protocol { return echoCore{} }, func(c *Config) {
+		if c.Self == 1 {
+			c.Storage = st
+		}
+	})
+	const k = 200
+	for i := range k {
+		submit(t, nodes[1].Node, core.RootN("b", uint64(i)), []byte(strconv.Itoa(i)))
+	}
+	eventually(t, "delivered", func() bool { return len(nodes[2].col.values()) == k })
+	st.mu.Lock()
+	commits := st.commits
+	st.mu.Unlock()
+	if st.Writes() != k {
+		t.Fatalf("%d records saved, want %d", st.Writes(), k)
+	}
+	t.Logf("%d inputs, %d records, %d commits", k, st.Writes(), commits)
+	if commits > k/4 {
+		t.Fatalf("%d commits for %d inputs: not batched", commits, k)
 	}
 }
