@@ -24,11 +24,13 @@ import (
 	"github.com/maftia/maftia/broadcast/rbc"
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/node"
+	"github.com/maftia/maftia/storage"
 	"github.com/maftia/maftia/transport"
 )
 
 type nodeOptions struct {
 	config, key, admin string
+	data               string
 	every              time.Duration
 	stdin              bool
 	tick               time.Duration
@@ -61,6 +63,7 @@ The admin endpoint also serves /metrics, /healthz and /status.`,
 	f.StringVar(&o.config, "config", "", "cluster file (YAML)")
 	f.StringVar(&o.key, "key", "", "this replica's private key file (mode 0600)")
 	f.StringVar(&o.admin, "admin", "", "admin HTTP address (default: the member's admin address, if any)")
+	f.StringVar(&o.data, "data", "", "directory of the durable store (Pebble); empty: in memory, nothing survives a restart")
 	f.DurationVar(&o.every, "every", 0, "broadcast a value this often (0: never)")
 	f.BoolVar(&o.stdin, "stdin", false, "broadcast each line read from standard input")
 	f.DurationVar(&o.tick, "tick", 10*time.Millisecond, "duration of one abstract timer tick")
@@ -85,7 +88,10 @@ type rbcStack struct {
 // dropped. Local broadcasts are not capped (they come from the operator).
 const maxLivePerSender = 1024
 
-func newRBCStack(g core.Group, self core.NodeID, maxPayload int) *rbcStack {
+// newRBCStack builds the stack; if recover is non-nil, each instance is
+// recreated from the records it persisted before a restart, so a replica
+// never echoes or readies two different values for one broadcast.
+func newRBCStack(g core.Group, self core.NodeID, maxPayload int, recover func(core.InstanceID) ([]core.Record, error)) *rbcStack {
 	s := &rbcStack{maxPayload: maxPayload}
 	live := make(map[core.NodeID]int) // owned by the stepping goroutine, like the Mux
 	s.Mux = core.NewMux(2, func(id core.InstanceID) (core.Protocol, error) {
@@ -102,7 +108,16 @@ func newRBCStack(g core.Group, self core.NodeID, maxPayload int) *rbcStack {
 		}
 		p := rbc.DefaultParams(g, self, sender)
 		p.MaxPayload = maxPayload
-		inst, err := rbc.New(id, p)
+		var inst *rbc.RBC
+		var err error
+		if recover != nil {
+			var recs []core.Record
+			if recs, err = recover(id); err == nil {
+				inst, err = rbc.Recover(id, p, recs)
+			}
+		} else {
+			inst, err = rbc.New(id, p)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -183,9 +198,19 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 
 	var outMu sync.Mutex
 	enc := json.NewEncoder(stdout)
-	stack := newRBCStack(cc.Group, self.ID, o.maxPayload)
+	var store node.Storage = node.NewMemStorage()
+	var recover func(core.InstanceID) ([]core.Record, error)
+	if o.data != "" {
+		st, err := storage.Open(o.data, storage.Options{Logger: log})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		store, recover = st, st.Records
+	}
+	stack := newRBCStack(cc.Group, self.ID, o.maxPayload, recover)
 	nd, err := node.New(node.Config{
-		Self: self.ID, Group: cc.Group, Protocol: stack, Transport: tr,
+		Self: self.ID, Group: cc.Group, Protocol: stack, Transport: tr, Storage: store,
 		Tick: o.tick, MaxPayload: tcfg.MaxFrame, Logger: log, Registry: reg,
 		Deliver: func(d core.Delivery) {
 			_, sender, _ := d.Instance.Prefix(1).Last()

@@ -115,7 +115,8 @@ func tail(s string, n int) string {
 func (c *testCluster) start(id core.NodeID) *proc {
 	t := c.t
 	p := &proc{id: id, admin: c.adminAddrs[id], got: map[string]bool{}, done: make(chan struct{}), logs: &bytes.Buffer{}}
-	p.cmd = exec.Command(c.bin, "node", "--config", c.cfg, "--key", filepath.Join(c.dir, fmt.Sprintf("replica-%d.key", id)))
+	p.cmd = exec.Command(c.bin, "node", "--config", c.cfg, "--key", filepath.Join(c.dir, fmt.Sprintf("replica-%d.key", id)),
+		"--data", filepath.Join(c.dir, fmt.Sprintf("data-%d", id)))
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -211,6 +212,44 @@ func (c *testCluster) round(name string, k int, senders, receivers []core.NodeID
 	c.t.Logf("round %s: %d broadcasts delivered at %v in %v", name, len(want), receivers, time.Since(start).Round(time.Millisecond))
 }
 
+type nodeStatus struct {
+	Members []struct {
+		ID         core.NodeID `json:"id"`
+		Connected  bool        `json:"connected"`
+		Reconnects uint64      `json:"reconnects"`
+	} `json:"members"`
+	Evidence map[string]any `json:"evidence"`
+}
+
+func (c *testCluster) status(id core.NodeID) (st nodeStatus) {
+	c.t.Helper()
+	resp, err := http.Get("http://" + c.procs[id].admin + "/status")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		c.t.Fatal(err)
+	}
+	return st
+}
+
+// waitMesh waits until every listed replica reports every member
+// connected (diallers may be backing off for up to 5 s).
+func (c *testCluster) waitMesh(ids []core.NodeID) {
+	c.t.Helper()
+	for _, id := range ids {
+		waitFor(c.t, fmt.Sprintf("replica %d connected to all", id), 20*time.Second, func() bool {
+			for _, m := range c.status(id).Members {
+				if !m.Connected {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
 // TestProcessesReliableBroadcastWithCrashRestart runs four `maftia node`
 // processes over real TLS on loopback (n=4, f=1). Every replica's
 // broadcasts reach every replica; replica 4 is SIGKILLed and the other
@@ -227,6 +266,7 @@ func TestProcessesReliableBroadcastWithCrashRestart(t *testing.T) {
 	for _, id := range all {
 		c.start(id)
 	}
+	c.waitMesh(all)
 	c.round("before", 5, all, all, 20*time.Second)
 
 	p4 := c.procs[4]
@@ -240,36 +280,8 @@ func TestProcessesReliableBroadcastWithCrashRestart(t *testing.T) {
 	c.start(4)
 	c.round("restarted", 5, all, all, 30*time.Second)
 
-	type status struct {
-		Members []struct {
-			ID         core.NodeID `json:"id"`
-			Connected  bool        `json:"connected"`
-			Reconnects uint64      `json:"reconnects"`
-		} `json:"members"`
-		Evidence map[string]any `json:"evidence"`
-	}
-	get := func() (st status) {
-		resp, err := http.Get("http://" + c.procs[1].admin + "/status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
-	// Replica 4 needs only n−f = 3 replicas to deliver; replica 1's dialler
-	// may still be backing off. Wait for the full mesh.
-	waitFor(t, "replica 1 reconnected to all", 15*time.Second, func() bool {
-		for _, m := range get().Members {
-			if !m.Connected {
-				return false
-			}
-		}
-		return true
-	})
-	st := get()
+	c.waitMesh(all)
+	st := c.status(1)
 	for _, m := range st.Members {
 		if m.ID == 4 && m.Reconnects < 1 {
 			t.Errorf("replica 1 counted no reconnection to 4")

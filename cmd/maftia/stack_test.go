@@ -13,7 +13,7 @@ import (
 // other senders, and finished instances, are unaffected.
 func TestRBCStackBoundsLiveInstancesPerSender(t *testing.T) {
 	g := core.MustGroup(4, 1, core.Async)
-	s := newRBCStack(g, 1, 1<<10)
+	s := newRBCStack(g, 1, 1<<10, nil)
 	var out core.Output
 	send := rbc.Encode(&wire.RBC{Kind: wire.RBC_SEND, Value: []byte("x")})
 	for i := range maxLivePerSender + 100 {
