@@ -72,7 +72,9 @@ func (m *metrics) drop(reason string) {
 	m.mu.Unlock()
 }
 
-func (m *metrics) accuse(e core.Evidence) {
+// accuse counts e and returns how many items of its accused and kind there
+// are now.
+func (m *metrics) accuse(e core.Evidence) uint64 {
 	m.evidenceC.WithLabelValues(itoa(e.Accused), string(e.Kind)).Inc()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -87,4 +89,5 @@ func (m *metrics) accuse(e core.Evidence) {
 		m.recent = m.recent[:maxRecentEvidence-1]
 	}
 	m.recent = append(m.recent, e)
+	return byKind[e.Kind]
 }

@@ -305,9 +305,15 @@ func (n *Node) request(r core.ServiceRequest) error {
 	return nil
 }
 
+// evidence records e. It is logged when the count for its accused and
+// kind reaches a power of two, so a replica flooding garbage cannot flood
+// the log; the metrics and /status count every item.
 func (n *Node) evidence(e core.Evidence) {
-	n.m.accuse(e)
-	attrs := []any{"accused", uint32(e.Accused), "kind", string(e.Kind), "instance", string(e.Instance), "detail", e.Detail}
+	count := n.m.accuse(e)
+	if count&(count-1) != 0 {
+		return
+	}
+	attrs := []any{"accused", uint32(e.Accused), "kind", string(e.Kind), "instance", string(e.Instance), "detail", e.Detail, "count", count}
 	if ep, ok := epoch(e.Instance); ok {
 		attrs = append(attrs, "epoch", ep)
 	}

@@ -54,13 +54,14 @@ func newCounterSet(names []string) *counterSet {
 	return &counterSet{names: names, vals: make([]atomic.Uint64, len(names))}
 }
 
-func (c *counterSet) inc(name string) {
+// inc adds one to the named counter and returns its new value.
+func (c *counterSet) inc(name string) uint64 {
 	for i, n := range c.names {
 		if n == name {
-			c.vals[i].Add(1)
-			return
+			return c.vals[i].Add(1)
 		}
 	}
+	return 0
 }
 
 func (c *counterSet) get(name string) uint64 {

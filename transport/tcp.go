@@ -338,9 +338,13 @@ func (t *TLS) acceptLoop() {
 	}
 }
 
+// reject counts a refused inbound connection. Unauthenticated clients can
+// connect at will, so only the 1st, 2nd, 4th, 8th… refusal of each reason
+// is logged; the counter sees them all.
 func (t *TLS) reject(reason string, c net.Conn, err error) {
-	t.rejected.inc(reason)
-	t.log.Warn("refused connection", "reason", reason, "remote", c.RemoteAddr().String(), "err", err)
+	if n := t.rejected.inc(reason); n&(n-1) == 0 {
+		t.log.Warn("refused connection", "reason", reason, "remote", c.RemoteAddr().String(), "err", err, "count", n)
+	}
 }
 
 // handshakeInbound authenticates an inbound connection: TLS with a pinned
