@@ -267,3 +267,18 @@ func TestGenerateRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHandWrittenYAML: an operator may write `n: 4` unquoted (the encoder
+// quotes "n" for YAML 1.1 compatibility); both must parse the same.
+func TestHandWrittenYAML(t *testing.T) {
+	c, _ := gen(t, 4, 1, "async")
+	data, _ := MarshalCluster(c)
+	plain := bytes.Replace(data, []byte(`"n": 4`), []byte("n: 4"), 1)
+	if bytes.Equal(plain, data) {
+		t.Skip("encoder no longer quotes n")
+	}
+	c2, err := ParseCluster(plain)
+	if err != nil || c2.Digest() != c.Digest() {
+		t.Fatal(err)
+	}
+}
