@@ -460,28 +460,24 @@ func LoadCluster(path string) (*Cluster, error) {
 // readable by group or others, malformed, for another cluster, or
 // inconsistent with c.
 func LoadPrivate(path string, c *Cluster) (*Private, error) {
-	data, err := readPrivateFile(path)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(data)
-	p, err := ParsePrivate(data, c)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return p, nil
+	return loadPrivate(path, c, ParsePrivate)
 }
 
 // LoadClientPrivate reads a client private key file (same checks).
 func LoadClientPrivate(path string, c *Cluster) (*ClientPrivate, error) {
+	return loadPrivate(path, c, ParseClientPrivate)
+}
+
+func loadPrivate[T any](path string, c *Cluster, parse func([]byte, *Cluster) (T, error)) (T, error) {
+	var zero T
 	data, err := readPrivateFile(path)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	defer clear(data)
-	p, err := ParseClientPrivate(data, c)
+	p, err := parse(data, c)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return zero, fmt.Errorf("%s: %w", path, err)
 	}
 	return p, nil
 }

@@ -123,13 +123,7 @@ func TestThresholdProperty(t *testing.T) {
 	})
 }
 
-func seq(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
-	}
-	return out
-}
+var seq = cryptotest.Seq
 
 func mustSentinel(t *testing.T, what string, err, want error) {
 	t.Helper()
