@@ -1,10 +1,13 @@
 package smr
 
 import (
+	crand "crypto/rand"
+
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"github.com/maftia/maftia/crypto/sig"
 	"testing"
 
 	"github.com/maftia/maftia/core"
@@ -200,4 +203,47 @@ func FuzzRestore(f *testing.F) {
 		c, _ := newReplica(t)
 		_ = c.Restore(b) // must not panic
 	})
+}
+
+func TestRequestAndReplySignatures(t *testing.T) {
+	pk, sk, err := sig.GenerateKey(crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := [32]byte{1}
+	q := &wire.ClientRequest{Client: 7, Seq: 1, Op: []byte("op")}
+	SignRequest(sk, cluster, q)
+	clients := Clients{7: pk}
+	verify := clients.Verifier(cluster)
+	if !verify(q) {
+		t.Fatal("valid request rejected")
+	}
+	other := [32]byte{2}
+	for name, bad := range map[string]*wire.ClientRequest{
+		"other op":     {Client: 7, Seq: 1, Op: []byte("oq"), Signature: q.Signature},
+		"other seq":    {Client: 7, Seq: 2, Op: q.Op, Signature: q.Signature},
+		"unknown":      {Client: 8, Seq: 1, Op: q.Op, Signature: q.Signature},
+		"no signature": {Client: 7, Seq: 1, Op: q.Op},
+		"other cluster": func() *wire.ClientRequest {
+			c := &wire.ClientRequest{Client: 7, Seq: 1, Op: q.Op}
+			SignRequest(sk, other, c)
+			return c
+		}(),
+	} {
+		if verify(bad) {
+			t.Errorf("%s: accepted", name)
+		}
+		if got := clients.VerifyBatch(cluster, []*wire.ClientRequest{q, bad}, crand.Reader); !got[0] || got[1] {
+			t.Errorf("%s: batch verdicts %v", name, got)
+		}
+	}
+	r := &wire.Reply{Client: 7, Seq: 1, Replica: 2, Result: []byte("ok"), Position: 4}
+	SignReply(sk, cluster, r)
+	if err := VerifyReply(pk, cluster, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Position = 5
+	if VerifyReply(pk, cluster, r) == nil {
+		t.Fatal("reply with another position verified")
+	}
 }
