@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/maftia/maftia/broadcast/rbc"
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/node"
 	"github.com/maftia/maftia/storage"
 	"github.com/maftia/maftia/transport"
@@ -44,7 +46,7 @@ func newNodeCmd() *cobra.Command {
 		Use:   "node --config cluster.yaml --key replica-N.key",
 		Short: "Run one replica: TLS mesh, runtime and reliable broadcast",
 		Long: `Run one replica of the cluster described by --config, with the identity in
---key. The replica joins the mutually authenticated TLS 1.3 mesh and runs
+--key (files written by maftia keygen). The replica joins the mutually authenticated TLS 1.3 mesh and runs
 Bracha reliable broadcast: instance rbc:<sender>/s:<seq> is <sender>'s
 broadcast number <seq>. Values to broadcast come from POST /broadcast on the
 admin endpoint, from standard input (--stdin, one per line) or from a timer
@@ -62,7 +64,7 @@ The admin endpoint also serves /metrics, /healthz and /status.`,
 	f := cmd.Flags()
 	f.StringVar(&o.config, "config", "", "cluster file (YAML)")
 	f.StringVar(&o.key, "key", "", "this replica's private key file (mode 0600)")
-	f.StringVar(&o.admin, "admin", "", "admin HTTP address (default: the member's admin address, if any)")
+	f.StringVar(&o.admin, "admin", "", "admin HTTP address, e.g. 127.0.0.1:8001 (empty: no admin endpoint)")
 	f.StringVar(&o.data, "data", "", "directory of the durable store (Pebble); empty: in memory, nothing survives a restart")
 	f.DurationVar(&o.every, "every", 0, "broadcast a value this often (0: never)")
 	f.BoolVar(&o.stdin, "stdin", false, "broadcast each line read from standard input")
@@ -167,26 +169,36 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cc, err := loadCluster(o.config)
+	cluster, err := keys.LoadCluster(o.config)
 	if err != nil {
 		return err
 	}
-	priv, err := loadPrivate(o.key)
+	priv, err := keys.LoadPrivate(o.key, cluster)
 	if err != nil {
 		return err
 	}
-	self, ok := memberOf(cc, priv)
-	if !ok {
-		return fmt.Errorf("%s: key is no member's identity in %s", o.key, o.config)
+	defer priv.Zeroize()
+	if cluster.Configuration != keys.Async {
+		return fmt.Errorf("%s: configuration %q: maftia node runs the async stack only", o.config, cluster.Configuration)
 	}
+	g, err := core.NewGroup(cluster.N, cluster.F, core.Async)
+	if err != nil {
+		return err
+	}
+	selfID := core.NodeID(priv.ID)
+	identity := ed25519.NewKeyFromSeed(priv.Identity.Marshal())
+	defer clear(identity)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	tcfg := transport.DefaultConfig()
-	tcfg.Self, tcfg.ClusterID, tcfg.Identity = self.ID, cc.Name, priv
+	// The cluster identifier in the hello is the digest of the key set, so
+	// replicas of two clusters (or two key sets) never talk to each other.
+	digest := cluster.Digest()
+	tcfg.Self, tcfg.ClusterID, tcfg.Identity = selfID, hex.EncodeToString(digest[:]), identity
 	tcfg.Peers = make(map[core.NodeID]transport.Peer)
-	for id, m := range cc.Members {
-		tcfg.Peers[id] = transport.Peer{Addr: m.Address, Identity: m.Identity}
+	for _, m := range cluster.Members {
+		tcfg.Peers[core.NodeID(m.ID)] = transport.Peer{Addr: m.Address, Identity: ed25519.PublicKey(m.Identity.Marshal())}
 	}
 	tcfg.MaxFrame = o.maxPayload + 64<<10
 	tcfg.Logger, tcfg.Registerer = log, reg
@@ -208,9 +220,9 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 		defer st.Close()
 		store, recover = st, st.Records
 	}
-	stack := newRBCStack(cc.Group, self.ID, o.maxPayload, recover)
+	stack := newRBCStack(g, selfID, o.maxPayload, recover)
 	nd, err := node.New(node.Config{
-		Self: self.ID, Group: cc.Group, Protocol: stack, Transport: tr, Storage: store,
+		Self: selfID, Group: g, Protocol: stack, Transport: tr, Storage: store,
 		Tick: o.tick, MaxPayload: tcfg.MaxFrame, Logger: log, Registry: reg,
 		Deliver: func(d core.Delivery) {
 			_, sender, _ := d.Instance.Prefix(1).Last()
@@ -235,7 +247,7 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 		}
 		seqMu.Lock()
 		seq++
-		inst := core.RootN("rbc", uint64(self.ID)).ChildN("s", seq)
+		inst := core.RootN("rbc", uint64(selfID)).ChildN("s", seq)
 		seqMu.Unlock()
 		return inst, nd.Submit(ctx, core.Input{Instance: inst, Value: v})
 	}
@@ -245,11 +257,7 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
-	adminAddr := o.admin
-	if adminAddr == "" {
-		adminAddr = self.Admin
-	}
-	if adminAddr != "" {
+	if adminAddr := o.admin; adminAddr != "" {
 		mux := nd.AdminHandler()
 		mux.HandleFunc("POST /broadcast", func(w http.ResponseWriter, r *http.Request) {
 			v, err := io.ReadAll(io.LimitReader(r.Body, int64(o.maxPayload)+1))
@@ -279,7 +287,7 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 			defer c()
 			srv.Shutdown(sctx)
 		}()
-		log.Info("admin endpoint", "replica", uint32(self.ID), "addr", ln.Addr().String())
+		log.Info("admin endpoint", "replica", uint32(selfID), "addr", ln.Addr().String())
 	}
 	if o.every > 0 {
 		wg.Add(1)
@@ -292,7 +300,7 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 				case <-ctx.Done():
 					return
 				case now := <-t.C:
-					broadcast(ctx, []byte(fmt.Sprintf("tick %d from %d at %s", i, self.ID, now.Format(time.RFC3339Nano))))
+					broadcast(ctx, []byte(fmt.Sprintf("tick %d from %d at %s", i, selfID, now.Format(time.RFC3339Nano))))
 				}
 			}
 		}()
@@ -314,14 +322,4 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 		return err
 	}
 	return nil
-}
-
-func memberOf(cc *clusterConfig, priv ed25519.PrivateKey) (member, bool) {
-	pub := priv.Public().(ed25519.PublicKey)
-	for _, m := range cc.Members {
-		if m.Identity.Equal(pub) {
-			return m, true
-		}
-	}
-	return member{}, false
 }

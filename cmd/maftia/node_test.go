@@ -3,15 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -68,21 +64,16 @@ func newTestCluster(t *testing.T, n, f int) *testCluster {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	c := &testCluster{t: t, bin: bin, dir: dir, procs: map[core.NodeID]*proc{}, adminAddrs: map[core.NodeID]string{}}
-	var yml strings.Builder
-	fmt.Fprintf(&yml, "cluster: proc-test\nconfiguration: async\nf: %d\nmembers:\n", f)
+	var hosts []string
 	for i := 1; i <= n; i++ {
-		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-		if err := writePrivate(filepath.Join(dir, fmt.Sprintf("replica-%d.key", i)), priv); err != nil {
-			t.Fatal(err)
-		}
 		c.adminAddrs[core.NodeID(i)] = freeAddr(t)
-		fmt.Fprintf(&yml, "  - id: %d\n    address: %s\n    identity: %s\n    admin: %s\n",
-			i, freeAddr(t), base64.StdEncoding.EncodeToString(pub), c.adminAddrs[core.NodeID(i)])
+		hosts = append(hosts, freeAddr(t))
 	}
-	c.cfg = filepath.Join(dir, "cluster.yaml")
-	if err := os.WriteFile(c.cfg, []byte(yml.String()), 0o644); err != nil {
-		t.Fatal(err)
+	kg := exec.Command(bin, "keygen", "--n", fmt.Sprint(n), "--f", fmt.Sprint(f), "--hosts", strings.Join(hosts, ","), "--out", filepath.Join(dir, "keys"))
+	if out, err := kg.CombinedOutput(); err != nil {
+		t.Fatalf("maftia keygen: %v\n%s", err, out)
 	}
+	c.cfg = filepath.Join(dir, "keys", "cluster.yaml")
 	t.Cleanup(func() {
 		for _, p := range c.procs {
 			p.cmd.Process.Signal(syscall.SIGTERM)
@@ -115,7 +106,8 @@ func tail(s string, n int) string {
 func (c *testCluster) start(id core.NodeID) *proc {
 	t := c.t
 	p := &proc{id: id, admin: c.adminAddrs[id], got: map[string]bool{}, done: make(chan struct{}), logs: &bytes.Buffer{}}
-	p.cmd = exec.Command(c.bin, "node", "--config", c.cfg, "--key", filepath.Join(c.dir, fmt.Sprintf("replica-%d.key", id)),
+	p.cmd = exec.Command(c.bin, "node", "--config", c.cfg, "--key", filepath.Join(c.dir, "keys", fmt.Sprintf("replica-%d.key", id)),
+		"--admin", p.admin,
 		"--data", filepath.Join(c.dir, fmt.Sprintf("data-%d", id)))
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
