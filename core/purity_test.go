@@ -13,7 +13,7 @@ import (
 
 // protocolRoots are the directories whose packages must be pure protocol
 // cores (DESIGN §3): no goroutines, no clock, no global randomness, no I/O.
-var protocolRoots = []string{"core", "broadcast", "agreement", "abc", "hybrid"}
+var protocolRoots = []string{"core", "broadcast", "agreement", "abc", "hybrid", "smr"}
 
 // forbiddenImports are packages a protocol core must not import.
 var forbiddenImports = map[string]string{

@@ -1,0 +1,88 @@
+package client
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/maftia/maftia/crypto/sig"
+	"github.com/maftia/maftia/smr"
+	"github.com/maftia/maftia/wire"
+)
+
+// Errors a Collector reports for a reply it refuses (the reply is ignored;
+// the caller counts it against the replica).
+var (
+	ErrBadReply     = errors.New("client: reply refused")
+	ErrConflicting  = errors.New("client: replicas disagree beyond f")
+	errNotForMe     = errors.New("reply for another request")
+	errUnknownRepl  = errors.New("unknown replica")
+	errBadSignature = errors.New("bad replica signature")
+	errDuplicate    = errors.New("second reply from the same replica")
+)
+
+// Collector gathers the replies to one request and decides when f+1
+// replicas vouch for the same result: at least one of them is correct, and
+// a correct replica only reports what the replicated state machine
+// computed. Pure and single-threaded.
+type Collector struct {
+	cluster  [32]byte
+	f        int
+	replicas map[uint32]sig.PublicKey
+	client   uint64
+	seq      uint64
+	from     map[uint32]bool
+	votes    []vote
+}
+
+type vote struct {
+	result   []byte
+	position uint64
+	count    int
+}
+
+// NewCollector prepares to collect replies for (client, seq).
+func NewCollector(cluster [32]byte, f int, replicas map[uint32]sig.PublicKey, client, seq uint64) *Collector {
+	return &Collector{cluster: cluster, f: f, replicas: replicas, client: client, seq: seq, from: map[uint32]bool{}}
+}
+
+// Add records one reply. It returns the result once f+1 replicas sent
+// matching (result, position) with valid signatures.
+func (c *Collector) Add(r *wire.Reply) (result []byte, position uint64, done bool, err error) {
+	if r.Client != c.client || r.Seq != c.seq {
+		return nil, 0, false, fmt.Errorf("%w: %v", ErrBadReply, errNotForMe)
+	}
+	pk, ok := c.replicas[r.Replica]
+	if !ok {
+		return nil, 0, false, fmt.Errorf("%w: %v %d", ErrBadReply, errUnknownRepl, r.Replica)
+	}
+	if c.from[r.Replica] {
+		return nil, 0, false, fmt.Errorf("%w: %v %d", ErrBadReply, errDuplicate, r.Replica)
+	}
+	if err := smr.VerifyReply(pk, c.cluster, r); err != nil {
+		return nil, 0, false, fmt.Errorf("%w: replica %d: %v", ErrBadReply, r.Replica, errBadSignature)
+	}
+	c.from[r.Replica] = true
+	for i := range c.votes {
+		v := &c.votes[i]
+		if v.position == r.Position && bytes.Equal(v.result, r.Result) {
+			v.count++
+			if v.count >= c.f+1 {
+				return v.result, v.position, true, nil
+			}
+			return nil, 0, false, nil
+		}
+	}
+	c.votes = append(c.votes, vote{result: r.Result, position: r.Position, count: 1})
+	if c.f == 0 {
+		return r.Result, r.Position, true, nil
+	}
+	if len(c.votes) > c.f+1 {
+		// f+2 distinct answers: more than f replicas lie — outside the model.
+		return nil, 0, false, ErrConflicting
+	}
+	return nil, 0, false, nil
+}
+
+// Replies is the number of distinct replicas heard from.
+func (c *Collector) Replies() int { return len(c.from) }

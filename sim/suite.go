@@ -1,0 +1,38 @@
+package sim
+
+import (
+	"math/rand/v2"
+
+	"github.com/maftia/maftia/core"
+)
+
+// Suite describes one protocol to the simulator: how to build a replica,
+// how to start a run, how to render and mutate its messages, and which
+// invariants must hold.
+type Suite struct {
+	Name       string
+	Resilience core.Resilience
+
+	// NewReplica builds the correct core of replica id.
+	NewReplica func(id core.NodeID, g core.Group) (core.Protocol, error)
+	// Recover rebuilds a replica from the records it persisted (optional).
+	Recover func(id core.NodeID, g core.Group, records []core.Record) (core.Protocol, error)
+	// Start gives the run its inputs (it may use c.Rng for choices).
+	Start func(c *Cluster)
+	// Describe renders a payload for traces (optional).
+	Describe func(inst core.InstanceID, payload []byte) string
+	// Mutate returns a syntactically valid but semantically wrong variant
+	// of payload: another value, round±1, a swapped field (ATTACKS row 6).
+	Mutate func(rng *rand.Rand, inst core.InstanceID, payload []byte) []byte
+	// AltInput gives the second copy of a Twins replica a different input.
+	AltInput func(rng *rand.Rand, in core.Input) core.Input
+	// Services builds the run's local services, e.g. the TTCB model.
+	Services func(g core.Group, seed uint64) map[string]Service
+
+	// Check returns safety violations; it is called after the safety phase
+	// and again at the end.
+	Check func(c *Cluster) []string
+	// Terminated reports whether every correct replica has finished; it
+	// must hold at the end of the liveness phase.
+	Terminated func(c *Cluster) bool
+}

@@ -1,0 +1,285 @@
+package smr
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/wire"
+)
+
+// EngineInstance is the instance subtree the ordering engine owns.
+var EngineInstance = core.Root("order")
+
+// Instance is the Replica's own instance (client inputs arrive here).
+var Instance = core.Root("smr")
+
+// Params configure a Replica.
+type Params struct {
+	Group core.Group
+	Self  core.NodeID
+	// MaxRequest bounds an encoded client request, in bytes.
+	MaxRequest int
+	// Verify reports whether a request carries a valid signature of a
+	// registered client. It must be deterministic and pure.
+	Verify func(*wire.ClientRequest) bool
+}
+
+// DefaultParams returns parameters with a 64 KiB request bound.
+func DefaultParams(g core.Group, self core.NodeID, verify func(*wire.ClientRequest) bool) Params {
+	return Params{Group: g, Self: self, MaxRequest: 64 << 10, Verify: verify}
+}
+
+// Check validates the parameters.
+func (p Params) Check() error {
+	if !p.Group.Contains(p.Self) {
+		return fmt.Errorf("smr: self %d not in %s", p.Self, p.Group)
+	}
+	if p.MaxRequest <= 0 || p.Verify == nil {
+		return fmt.Errorf("smr: MaxRequest must be positive and Verify set")
+	}
+	return nil
+}
+
+// session is what a replica remembers of one client: the last executed
+// sequence number and its reply, so retries are answered, not re-executed.
+type session struct {
+	seq      uint64
+	position uint64
+	result   []byte
+}
+
+// Stats counts requests by fate (exported to metrics by the runtime).
+type Stats struct {
+	Executed, Duplicates, Rejected, Malformed uint64
+}
+
+// Replica executes ordered requests on an FSM. It owns the ordering
+// engine as a child core under EngineInstance.
+type Replica struct {
+	p        Params
+	engine   core.Protocol
+	fsm      FSM
+	sessions map[uint64]*session
+	position uint64 // last batch executed
+	stats    Stats
+	scratch  core.Output
+}
+
+// NewReplica creates a replica around an engine and an application.
+func NewReplica(p Params, engine core.Protocol, fsm FSM) (*Replica, error) {
+	if err := p.Check(); err != nil {
+		return nil, err
+	}
+	return &Replica{p: p, engine: engine, fsm: fsm, sessions: map[uint64]*session{}}, nil
+}
+
+// Position is the sequence number of the last executed batch.
+func (r *Replica) Position() uint64 { return r.position }
+
+// Stats returns the request counters.
+func (r *Replica) Stats() Stats { return r.stats }
+
+// EncodeRequest marshals a client request deterministically.
+func EncodeRequest(req *wire.ClientRequest) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	if err != nil {
+		panic(fmt.Sprintf("smr: marshal request: %v", err)) // cannot fail for this message
+	}
+	return b
+}
+
+// DecodeRequest parses a client request from outside the process.
+func DecodeRequest(b []byte, max int) (*wire.ClientRequest, error) {
+	if len(b) > max {
+		return nil, fmt.Errorf("%w: request of %d bytes > %d", wire.ErrMalformed, len(b), max)
+	}
+	var req wire.ClientRequest
+	if err := proto.Unmarshal(b, &req); err != nil {
+		return nil, fmt.Errorf("%w: request: %v", wire.ErrMalformed, err)
+	}
+	if req.Seq == 0 {
+		return nil, fmt.Errorf("%w: request sequence numbers start at 1", wire.ErrMalformed)
+	}
+	return &req, nil
+}
+
+// Step applies one event: a client request (Input on Instance), or
+// anything for the engine's subtree.
+func (r *Replica) Step(ev core.Event, out *core.Output) error {
+	if in, ok := ev.(core.Input); ok && in.Instance == Instance {
+		req, ok := in.Value.(*wire.ClientRequest)
+		if !ok {
+			return fmt.Errorf("smr: input is %T, want *wire.ClientRequest", in.Value)
+		}
+		r.submit(req, out)
+		return nil
+	}
+	r.scratch.Reset()
+	if err := r.engine.Step(ev, &r.scratch); err != nil {
+		return fmt.Errorf("smr: engine: %w", err)
+	}
+	return r.absorb(out)
+}
+
+// submit hands a fresh request to the engine, or answers a retry from the
+// session (exactly-once: S4).
+func (r *Replica) submit(req *wire.ClientRequest, out *core.Output) {
+	if s := r.sessions[req.Client]; s != nil && req.Seq <= s.seq {
+		r.stats.Duplicates++
+		if req.Seq == s.seq {
+			out.Deliver(Instance, Executed{Client: req.Client, Seq: s.seq, Position: s.position, Result: s.result, Cached: true})
+		}
+		return
+	}
+	b := EncodeRequest(req)
+	if len(b) > r.p.MaxRequest {
+		r.stats.Malformed++
+		return
+	}
+	r.scratch.Reset()
+	if err := r.engine.Step(core.Input{Instance: EngineInstance, Value: Submit{Request: b}}, &r.scratch); err != nil {
+		// The engine refusing a local input is a local bug, but a request
+		// must not halt the replica: count it and carry on.
+		r.stats.Malformed++
+		return
+	}
+	_ = r.absorb(out)
+}
+
+// absorb moves the engine's effects to out and executes delivered batches.
+func (r *Replica) absorb(out *core.Output) error {
+	out.Persist = append(out.Persist, r.scratch.Persist...)
+	out.Sends = append(out.Sends, r.scratch.Sends...)
+	out.Timers = append(out.Timers, r.scratch.Timers...)
+	out.Requests = append(out.Requests, r.scratch.Requests...)
+	out.Evidence = append(out.Evidence, r.scratch.Evidence...)
+	for _, d := range r.scratch.Deliveries {
+		b, ok := d.Value.(*wire.Batch)
+		if !ok {
+			return fmt.Errorf("smr: engine delivered %T, want *wire.Batch", d.Value)
+		}
+		if b.Seq != r.position+1 {
+			return fmt.Errorf("smr: engine delivered batch %d after %d", b.Seq, r.position)
+		}
+		r.execute(b, out)
+	}
+	return nil
+}
+
+// execute applies one batch in order. Every check here is deterministic,
+// so all correct replicas skip exactly the same requests.
+func (r *Replica) execute(b *wire.Batch, out *core.Output) {
+	r.position = b.Seq
+	for _, raw := range b.Requests {
+		req, err := DecodeRequest(raw, r.p.MaxRequest)
+		if err != nil {
+			r.stats.Malformed++
+			continue
+		}
+		if !r.p.Verify(req) {
+			r.stats.Rejected++
+			continue
+		}
+		s := r.sessions[req.Client]
+		if s != nil && req.Seq <= s.seq {
+			r.stats.Duplicates++
+			continue
+		}
+		if s == nil {
+			s = &session{}
+			r.sessions[req.Client] = s
+		}
+		result := r.fsm.Apply(req.Client, req.Op)
+		s.seq, s.position, s.result = req.Seq, b.Seq, result
+		r.stats.Executed++
+		out.Deliver(Instance, Executed{Client: req.Client, Seq: req.Seq, Position: b.Seq, Result: result})
+	}
+}
+
+// Snapshot serializes the replicated state: the position, the sessions (in
+// client order) and the application's snapshot.
+func (r *Replica) Snapshot() ([]byte, error) {
+	app, err := r.fsm.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("smr: application snapshot: %w", err)
+	}
+	b := binary.BigEndian.AppendUint64(nil, r.position)
+	clients := make([]uint64, 0, len(r.sessions))
+	for c := range r.sessions {
+		clients = append(clients, c)
+	}
+	slices.Sort(clients)
+	b = binary.BigEndian.AppendUint64(b, uint64(len(clients)))
+	for _, c := range clients {
+		s := r.sessions[c]
+		b = binary.BigEndian.AppendUint64(b, c)
+		b = binary.BigEndian.AppendUint64(b, s.seq)
+		b = binary.BigEndian.AppendUint64(b, s.position)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s.result)))
+		b = append(b, s.result...)
+	}
+	return append(b, app...), nil
+}
+
+// StateDigest is SHA-256 of the snapshot: what checkpoint certificates sign.
+func (r *Replica) StateDigest() ([32]byte, error) {
+	s, err := r.Snapshot()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(s), nil
+}
+
+// Restore replaces the replicated state with a snapshot (state transfer).
+func (r *Replica) Restore(snap []byte) error {
+	rd := reader{b: snap}
+	pos := rd.u64()
+	n := rd.u64()
+	if rd.err != nil || n > uint64(len(snap))/32 {
+		return fmt.Errorf("smr: %w: snapshot header", wire.ErrMalformed)
+	}
+	sessions := make(map[uint64]*session, n)
+	for i := uint64(0); i < n; i++ {
+		c, seq, p, l := rd.u64(), rd.u64(), rd.u64(), rd.u64()
+		res := rd.bytes(l)
+		if rd.err != nil {
+			return fmt.Errorf("smr: %w: snapshot session %d", wire.ErrMalformed, i)
+		}
+		sessions[c] = &session{seq: seq, position: p, result: res}
+	}
+	if err := r.fsm.Restore(rd.b); err != nil {
+		return fmt.Errorf("smr: application restore: %w", err)
+	}
+	r.position, r.sessions = pos, sessions
+	return nil
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) u64() uint64 {
+	if len(r.b) < 8 {
+		r.err = wire.ErrMalformed
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) bytes(n uint64) []byte {
+	if uint64(len(r.b)) < n {
+		r.err = wire.ErrMalformed
+		return nil
+	}
+	v := slices.Clone(r.b[:n])
+	r.b = r.b[n:]
+	return v
+}
