@@ -140,12 +140,12 @@ func (c Certified) String() string {
 
 // Ops counts the cryptographic work one instance did, for benchmarks.
 type Ops struct {
-	SignShares   int // signature shares produced (one hash-to-curve + one exponentiation)
-	ShareChecks  int // shares verified one by one (one pairing check each)
-	Combines     int // Lagrange interpolations
-	SigChecks    int // combined signatures verified (one pairing check each)
-	BadShares    int // invalid shares named by the fallback
-	BadFinals    int // FINALs whose certificate failed
+	SignShares  int // signature shares produced (one hash-to-curve + one exponentiation)
+	ShareChecks int // shares verified one by one (one pairing check each)
+	Combines    int // Lagrange interpolations
+	SigChecks   int // combined signatures verified (one pairing check each)
+	BadShares   int // invalid shares named by the fallback
+	BadFinals   int // FINALs whose certificate failed
 }
 
 // CBC is one consistent-broadcast instance at one replica.
