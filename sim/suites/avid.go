@@ -84,7 +84,7 @@ func (st *avidSuite) host(id core.NodeID, g core.Group, records []core.Record) c
 		}
 		return inner, nil
 	}, 64, 8<<20)
-	h := host(id, mux)
+	h := host(id, mux, st.o.InlineChecks)
 	if pc, ok := h.(*prechecked); ok {
 		st.run.Hosts[id] = pc
 	}

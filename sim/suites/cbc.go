@@ -126,7 +126,7 @@ func (st *cbcSuite) host(id core.NodeID, g core.Group, records []core.Record) co
 		st.run.Instances[id] = append(st.run.Instances[id], c)
 		return c, nil
 	}, 64, 8<<20)
-	h := host(id, mux)
+	h := host(id, mux, st.o.InlineChecks)
 	if pc, ok := h.(*prechecked); ok {
 		st.run.Hosts[id] = pc
 	}

@@ -41,9 +41,10 @@ func (p *prechecked) Step(ev core.Event, out *core.Output) error {
 	return p.mux.Step(m, out)
 }
 
-// host wraps a replica's Mux in prechecked for odd replica IDs.
-func host(id core.NodeID, mux *core.Mux) core.Protocol {
-	if id%2 == 1 {
+// host wraps a replica's Mux in prechecked for odd replica IDs (unless
+// inline is set).
+func host(id core.NodeID, mux *core.Mux, inline bool) core.Protocol {
+	if id%2 == 1 && !inline {
 		return &prechecked{mux: mux}
 	}
 	return mux
