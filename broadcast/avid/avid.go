@@ -134,12 +134,7 @@ func (a *AVID) Ops() Ops { return a.ops }
 
 // Encode marshals an AVID message.
 func Encode(m *wire.AVID) []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		// Marshalling a well-typed message with bounded fields cannot fail.
-		panic(fmt.Sprintf("avid: marshal: %v", err))
-	}
-	return b
+	return wire.Marshal(m)
 }
 
 // Decode parses and validates an AVID message from the network for a

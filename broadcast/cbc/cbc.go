@@ -215,12 +215,7 @@ func (c *CBC) Ops() Ops { return c.ops }
 
 // Encode marshals a CBC message.
 func Encode(m *wire.CBC) []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		// Marshalling a well-typed message with bounded fields cannot fail.
-		panic(fmt.Sprintf("cbc: marshal: %v", err))
-	}
-	return b
+	return wire.Marshal(m)
 }
 
 // Decode parses and validates a CBC message from the network: SEND carries

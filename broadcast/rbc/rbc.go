@@ -125,12 +125,7 @@ func (r *RBC) Finished() bool { return r.delivered }
 
 // Encode marshals an RBC message.
 func Encode(m *wire.RBC) []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		// Marshalling a well-typed message with bounded fields cannot fail.
-		panic(fmt.Sprintf("rbc: marshal: %v", err))
-	}
-	return b
+	return wire.Marshal(m)
 }
 
 // Decode parses and validates an RBC message from the network.

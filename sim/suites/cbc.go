@@ -141,16 +141,6 @@ func (st *cbcSuite) host(id core.NodeID, g core.Group, records []core.Record) co
 // ⌈(n+f+1)/2⌉ consistency bound.
 func CBC(o Options) *sim.Suite {
 	st := &cbcSuite{o: o}
-	payload := func(rng *rand.Rand, s core.NodeID) []byte {
-		if o.PayloadSize > 0 {
-			b := make([]byte, o.PayloadSize)
-			for i := range b {
-				b[i] = byte(rng.Uint32())
-			}
-			return b
-		}
-		return fmt.Appendf(nil, "v%d-%d", s, rng.IntN(1000))
-	}
 	return &sim.Suite{
 		Name:       "cbc",
 		Resilience: core.Async,
@@ -164,28 +154,17 @@ func CBC(o Options) *sim.Suite {
 		},
 		Start: func(c *sim.Cluster) {
 			st.run.Byzantine = byzantineIDs(c)
-			members := c.Group.Members()
-			if o.PayloadSize == 0 && c.Rng.IntN(2) == 0 {
-				for _, s := range members {
-					c.Input(s, core.Input{Instance: cbcInstance(s), Value: payload(c.Rng, s)})
-				}
-				return
-			}
-			s := members[c.Rng.IntN(len(members))]
-			if byz := st.run.Byzantine; len(byz) > 0 && c.Rng.IntN(2) == 0 {
-				s = byz[c.Rng.IntN(len(byz))]
-			}
-			c.Input(s, core.Input{Instance: cbcInstance(s), Value: payload(c.Rng, s)})
+			startBroadcasts(c, o, cbcInstance)
 		},
 		Describe: func(_ core.InstanceID, p []byte) string { return cbc.Describe(p) },
 		Mutate:   st.mutate,
-		AltInput: func(rng *rand.Rand, in core.Input) core.Input {
-			v, _ := in.Value.([]byte)
-			return core.Input{Instance: in.Instance, Value: append(bytes.Clone(v), "-twin"...)}
+		AltInput: twinInput,
+		Attacks:  []sim.Behaviour{DoubleCertify{st: st}},
+		Check:    st.check,
+		Terminated: func(c *sim.Cluster) bool {
+			// Validity only: consistent broadcast promises no totality.
+			return broadcastTerminated(c, cbcInstance, false)
 		},
-		Attacks:    []sim.Behaviour{DoubleCertify{st: st}},
-		Check:      checkCBC,
-		Terminated: cbcTerminated,
 	}
 }
 
@@ -352,86 +331,38 @@ func (b *doubleCertifier) combine(out *core.Output) {
 	}
 }
 
-func checkCBC(c *sim.Cluster) []string {
+// check is consistency (agreement on the payload), integrity, and that
+// every delivered certificate verifies. Certificates are unique (BLS), so
+// each distinct one is verified once per run.
+func (st *cbcSuite) check(c *sim.Cluster) []string {
 	var v []string
-	byInst := map[core.InstanceID]map[core.NodeID][]cbc.Certified{}
+	run := st.run
+	if run.certOK == nil {
+		run.certOK = map[string]bool{}
+	}
+	outcome := func(x any) string {
+		switch y := x.(type) {
+		case cbc.Certified:
+			return bytesOutcome(y.Value)
+		}
+		return bytesOutcome(x)
+	}
 	for _, id := range c.Correct() {
 		for _, d := range c.Deliveries(id) {
-			if byInst[d.Instance] == nil {
-				byInst[d.Instance] = map[core.NodeID][]cbc.Certified{}
-			}
 			x, ok := d.Value.(cbc.Certified)
 			if !ok {
-				v = append(v, fmt.Sprintf("integrity: replica %d delivered a %T", id, d.Value))
-				continue
+				continue // reported by checkBroadcast as an unexpected outcome
 			}
-			byInst[d.Instance][id] = append(byInst[d.Instance][id], x)
-		}
-	}
-	// Certificates are unique (BLS), so each distinct one is verified once
-	// per run.
-	validCert := func(inst core.InstanceID, x cbc.Certified) bool { return true }
-	if st, ok := c.Suite.State.(*cbcSuite); ok && st.run != nil {
-		run := st.run
-		if run.certOK == nil {
-			run.certOK = map[string]bool{}
-		}
-		validCert = func(inst core.InstanceID, x cbc.Certified) bool {
-			k := fmt.Sprintf("%s|%x|%x", inst, x.Value, x.Signature)
-			ok, seen := run.certOK[k]
+			k := fmt.Sprintf("%s|%x|%x", d.Instance, x.Value, x.Signature)
+			valid, seen := run.certOK[k]
 			if !seen {
-				ok = cbc.VerifyCertificate(run.Key, inst, x.Value, x.Signature) == nil
-				run.certOK[k] = ok
+				valid = cbc.VerifyCertificate(run.Key, d.Instance, x.Value, x.Signature) == nil
+				run.certOK[k] = valid
 			}
-			return ok
-		}
-	}
-	for inst, byReplica := range byInst {
-		_, s, _ := inst.Last()
-		sender := core.NodeID(s)
-		var first []byte
-		var firstBy core.NodeID
-		for _, id := range c.Correct() {
-			vals, ok := byReplica[id]
-			if !ok {
-				continue
-			}
-			if len(vals) > 1 {
-				v = append(v, fmt.Sprintf("integrity: replica %d delivered %s %d times", id, inst, len(vals)))
-			}
-			got := vals[0]
-			if !validCert(inst, got) {
-				v = append(v, fmt.Sprintf("certificate: replica %d delivered %q for %s with an invalid certificate", id, got.Value, inst))
-			}
-			if firstBy == 0 {
-				first, firstBy = got.Value, id
-			} else if !bytes.Equal(got.Value, first) {
-				v = append(v, fmt.Sprintf("agreement (consistency): %s delivered %q at %d but %q at %d", inst, first, firstBy, got.Value, id))
-			}
-			if c.IsCorrect(sender) {
-				in := c.Inputs(sender)
-				if len(in) == 0 || !bytes.Equal(in[0].Value.([]byte), got.Value) {
-					v = append(v, fmt.Sprintf("integrity: %d delivered %q for %s, not the correct sender's input", id, got.Value, inst))
-				}
+			if !valid {
+				v = append(v, fmt.Sprintf("certificate: replica %d delivered %q for %s with an invalid certificate", id, x.Value, d.Instance))
 			}
 		}
 	}
-	return v
-}
-
-// cbcTerminated: validity only — every correct sender's broadcast is
-// delivered by every correct replica. Consistent broadcast promises no
-// totality for a Byzantine sender.
-func cbcTerminated(c *sim.Cluster) bool {
-	for _, s := range c.Correct() {
-		if len(c.Inputs(s)) == 0 {
-			continue
-		}
-		for _, id := range c.Correct() {
-			if !slices.ContainsFunc(c.Deliveries(id), func(d sim.Delivered) bool { return d.Instance == cbcInstance(s) }) {
-				return false
-			}
-		}
-	}
-	return true
+	return append(v, checkBroadcast(c, "agreement (consistency)", outcome)...)
 }
