@@ -20,14 +20,16 @@ type Params struct {
 	Sender     core.NodeID
 	MaxPayload int // largest payload accepted, in bytes
 
-	// Key is the public part of the group's certificate key set; its
-	// threshold is the number of signature shares a certificate needs.
-	// maftia deals it with threshold n−f (core.Group.Quorum); Check accepts
+	// Key is the public part of the group's certificate key set
+	// (keys.Cluster.Quorum); its threshold is the number of signature
+	// shares a certificate needs. maftia deals it with threshold n−f
+	// (keys.Thresholds, core.Group.Quorum); Check accepts
 	// any threshold in [⌈(n+f+1)/2⌉, n−f]: at least ⌈(n+f+1)/2⌉ so that two
 	// certificates share a correct signer (consistency), at most n−f so the
 	// correct replicas alone can certify (validity).
 	Key *tsig.PublicKey
-	// Share is this replica's secret share (index Self) of that key set.
+	// Share is this replica's secret share (index Self) of that key
+	// (keys.Private.Quorum).
 	Share *tsig.SecretShare
 
 	// UnsafeAnyThreshold skips the lower bound on Key's threshold. It

@@ -8,6 +8,7 @@ import (
 
 	"github.com/maftia/maftia/broadcast/cbc"
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/crypto/tsig"
 	"github.com/maftia/maftia/sim"
 	"github.com/maftia/maftia/wire"
@@ -17,9 +18,6 @@ func init() { register("cbc", CBC) }
 
 // cbcInstance names the consistent broadcast whose sender is s.
 func cbcInstance(s core.NodeID) core.InstanceID { return core.RootN("cbc", uint64(s)) }
-
-// cbcDST separates the simulator's certificate keys from every other use.
-var cbcDST = []byte("MAFTIA-CBC-V01-CS01-with-BLS12381G1_XMD:SHA-256_SSWU_RO_")
 
 // CBCRun is what one CBC run built, for benchmarks.
 type CBCRun struct {
@@ -67,17 +65,20 @@ func LastCBCRun(s *sim.Suite) *CBCRun {
 	return nil
 }
 
-// threshold is the certificate threshold: the key set's quorum n−f, or f
-// for the deliberately broken variant.
+// threshold is the certificate threshold: the key set's quorum threshold
+// (keys.Thresholds: n−f), or f for the deliberately broken variant.
 func (st *cbcSuite) threshold(g core.Group) int {
 	if st.o.Broken == "certify-with-f" {
 		return max(g.F(), 1)
 	}
-	return g.Quorum()
+	quorum, _, _, _ := keys.Thresholds(g.N(), g.F())
+	return quorum
 }
 
-// setup is the trusted dealer of one run: keys from a reader seeded by the
-// run seed, so a seed replays exactly. Dealing is cached per (n, t, seed).
+// setup is the trusted dealer of one run: the quorum key of a key set (as
+// keys.Generate deals it: threshold n−f, DST keys.DSTQuorum) from a reader
+// seeded by the run seed, so a seed replays exactly. Dealing is cached per
+// (n, t, seed).
 func (st *cbcSuite) setup(g core.Group, seed uint64) error {
 	t := st.threshold(g)
 	k := [3]uint64{uint64(g.N()), uint64(t), seed}
@@ -86,7 +87,7 @@ func (st *cbcSuite) setup(g core.Group, seed uint64) error {
 	}
 	dealt, ok := st.keys[k]
 	if !ok {
-		pub, shares, err := tsig.Deal(newSeededReader("cbc", seed), g.N(), t, cbcDST)
+		pub, shares, err := tsig.Deal(newSeededReader("cbc", seed), g.N(), t, []byte(keys.DSTQuorum))
 		if err != nil {
 			return fmt.Errorf("cbc suite: deal: %w", err)
 		}
