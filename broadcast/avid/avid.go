@@ -144,7 +144,9 @@ func Encode(m *wire.AVID) []byte {
 func Decode(b []byte, g core.Group, maxPayload int) (*wire.AVID, error) {
 	var m wire.AVID
 	if err := proto.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: avid: %v", wire.ErrMalformed, err)
+		// protobuf-go randomises its error texts between builds; evidence
+		// and traces must be reproducible, so report only the fact.
+		return nil, fmt.Errorf("%w: avid: %d bytes are not a protobuf message", wire.ErrMalformed, len(b))
 	}
 	if len(m.Root) != sha256.Size {
 		return nil, fmt.Errorf("%w: avid: root of %d bytes", wire.ErrMalformed, len(m.Root))

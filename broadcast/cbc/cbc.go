@@ -227,7 +227,9 @@ func Encode(m *wire.CBC) []byte {
 func Decode(b []byte, maxPayload int) (*wire.CBC, error) {
 	var m wire.CBC
 	if err := proto.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: cbc: %v", wire.ErrMalformed, err)
+		// protobuf-go randomises its error texts between builds; evidence
+		// and traces must be reproducible, so report only the fact.
+		return nil, fmt.Errorf("%w: cbc: %d bytes are not a protobuf message", wire.ErrMalformed, len(b))
 	}
 	if len(m.Value) > maxPayload {
 		return nil, fmt.Errorf("%w: cbc: value of %d bytes > %d", wire.ErrMalformed, len(m.Value), maxPayload)

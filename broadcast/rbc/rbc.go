@@ -132,7 +132,9 @@ func Encode(m *wire.RBC) []byte {
 func Decode(b []byte, maxPayload int) (*wire.RBC, error) {
 	var m wire.RBC
 	if err := proto.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: rbc: %v", wire.ErrMalformed, err)
+		// protobuf-go randomises its error texts between builds; evidence
+		// and traces must be reproducible, so report only the fact.
+		return nil, fmt.Errorf("%w: rbc: %d bytes are not a protobuf message", wire.ErrMalformed, len(b))
 	}
 	switch m.Kind {
 	case wire.RBC_SEND, wire.RBC_ECHO:
