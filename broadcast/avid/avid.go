@@ -12,7 +12,9 @@ import (
 	"github.com/maftia/maftia/wire"
 )
 
-// Params configures one broadcast instance.
+// Params configures one broadcast instance. Group and MaxPayload are
+// protocol constants: every replica must use the same values, since the
+// fragment bound and the ⊥ verdict depend on them.
 type Params struct {
 	Group      core.Group
 	Self       core.NodeID

@@ -2,6 +2,7 @@ package suites
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -193,7 +194,7 @@ func (st *cbcSuite) mutate(rng *rand.Rand, inst core.InstanceID, p []byte) []byt
 		if rng.IntN(2) == 0 {
 			m.Digest = bytes.Clone(m.Digest)
 			m.Digest[rng.IntN(len(m.Digest))] ^= 1 << rng.IntN(8)
-		} else if j := junkPoint(uint32(m.Share[0])<<24 | uint32(m.Share[1])<<16 | uint32(m.Share[2])<<8 | uint32(m.Share[3])); j != nil {
+		} else if j := junkPoint(binary.BigEndian.Uint32(m.Share)); j != nil {
 			sh := bytes.Clone(m.Share)
 			copy(sh[4+2*tsig.TagSize:], j[4+2*tsig.TagSize:]) // keep index, key id and tag
 			m.Share = sh
