@@ -1,7 +1,6 @@
 package ttcb
 
 import (
-	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -290,22 +289,37 @@ func TestClusterClockPrecisionAndMonotonicity(t *testing.T) {
 	t.Logf("measured precision: worst pairwise difference %v over %d samples, stated bound ≤ %v", worst, samples, worstBound)
 }
 
-// A module whose clock jumps misses its round boundaries and fails itself
-// (crash semantics) instead of running out of step; others keep going.
-func TestClusterClockJumpFailsModule(t *testing.T) {
+// Clock jumps (ATTACKS row 13). A jump of the reference's clock must not
+// drag the others along: they refuse to step their clocks by more than
+// slack/2, while the reference detects its own jump and fails itself
+// (crash semantics), to rejoin synchronized to the next module. A
+// backward jump of another module is detected by that module.
+func TestClusterClockJumpsFailOnlyTheJumpingModule(t *testing.T) {
 	c := newCluster(t, 3, 1, testDelta, []uint32{1, 2, 3})
 	c.waitJoined(1, 2, 3)
-	before := c.restarts.Load()
-	c.mod(3).SkewClock(30 * time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.restarts.Load() == before {
-		if time.Now().After(deadline) {
-			t.Fatal("module with a jumped clock did not fail itself")
+	for _, jump := range []struct {
+		id uint32
+		d  time.Duration
+	}{{1, 30 * time.Second}, {3, -5 * time.Second}} {
+		before := c.restarts.Load()
+		jumped := c.mod(jump.id)
+		jumped.SkewClock(jump.d)
+		deadline := time.Now().Add(10 * time.Second)
+		for c.mod(jump.id) == jumped {
+			if time.Now().After(deadline) {
+				t.Fatalf("module %d with a clock jump of %v did not fail itself", jump.id, jump.d)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
+		c.waitJoined(1, 2, 3) // restarted by its supervisor, resynchronized
+		t.Logf("jump %v at module %d: it failed and rejoined; restarts %d→%d; rejected clock samples at others: %d, %d, %d",
+			jump.d, jump.id, before, c.restarts.Load(), c.mod(1).Stats().ClockRejected, c.mod(2).Stats().ClockRejected, c.mod(3).Stats().ClockRejected)
 	}
-	c.waitJoined(3) // restarted by its supervisor, resynchronized
-	_ = context.Background()
+	// the three clocks agree again
+	a, b := c.mod(1).Now(), c.mod(2).Now()
+	if d := time.Duration(int64(a) - int64(b)); d > 10*time.Millisecond || d < -10*time.Millisecond {
+		t.Fatalf("clocks differ by %v after the jumps", d)
+	}
 }
 
 // A module whose control reader is descheduled receives round messages
