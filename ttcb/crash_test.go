@@ -358,3 +358,58 @@ func TestClusterLateReceiverWithholdsResult(t *testing.T) {
 	}
 	t.Fatal("no attempt finished")
 }
+
+// Callers crashing mid-agreement: an entity that proposed and then died
+// (its session gone before the deadline) is still counted, and the callers
+// that remain all get the same result.
+func TestClusterCallerCrashesMidAgreement(t *testing.T) {
+	c := newCluster(t, 3, 1, testDelta, []uint32{1, 2, 3})
+	ctx := ctxT(t, 40*time.Second)
+	elist := []EntityID{1, 2, 3}
+	for attempt := range 8 {
+		c.waitJoined(1, 2, 3)
+		cls := map[EntityID]*Client{}
+		for e := EntityID(1); e <= 3; e++ {
+			cl, err := c.tryDial(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			cls[e] = cl
+		}
+		now, err := cls[1].GetTimestamp(ctx)
+		if err != nil {
+			continue
+		}
+		tstart := now + uint64(2*testDelta)
+		tags := map[EntityID]Tag{}
+		failed := false
+		for e, v := range map[EntityID]byte{1: 5, 2: 6, 3: 5} {
+			p, err := cls[e].Propose(ctx, elist, tstart, DecisionMajority, val(v))
+			if err != nil {
+				failed = true
+			}
+			tags[e] = p.Tag
+		}
+		cls[3].Close() // the caller crashes before the deadline
+		if failed {
+			continue
+		}
+		res := map[EntityID]TBAResult{}
+		for _, e := range []EntityID{1, 2} {
+			if r, err := cls[e].Decide(ctx, tags[e]); err == nil {
+				res[e] = r
+			}
+		}
+		r, _ := sameResults(t, res)
+		if len(res) < 2 {
+			t.Logf("attempt %d inconclusive (machine load)", attempt)
+			continue
+		}
+		if !r.Decided || r.Value != val(5) || r.ProposedOK != 0b101 || r.ProposedAny != 0b111 {
+			t.Fatalf("result %+v", r)
+		}
+		return
+	}
+	t.Fatal("no conclusive attempt")
+}
