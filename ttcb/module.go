@@ -116,6 +116,7 @@ type Module struct {
 
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
+	sessions map[EntityID]int
 	buckets  map[EntityID]*bucket
 	measures map[EntityID]map[uint64]measure
 	nextMeas uint64
@@ -152,7 +153,7 @@ func NewModule(cfg Config) (*Module, error) {
 		delta: uint64(cfg.Delta), n: len(cfg.Peers), peers: make(map[uint32]*peerState),
 		pings: make(map[uint64]time.Time), ctrlCh: make(chan ctrlIn, 4096), callCh: make(chan localCall, 1024),
 		persistReq: make(chan persistJob, 1024), persistOut: make(chan persisted, 1024),
-		conns: make(map[net.Conn]bool), buckets: make(map[EntityID]*bucket), measures: make(map[EntityID]map[uint64]measure)}
+		conns: make(map[net.Conn]bool), sessions: make(map[EntityID]int), buckets: make(map[EntityID]*bucket), measures: make(map[EntityID]map[uint64]measure)}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	m.boot = binary.BigEndian.Uint64(b[:]) | 1
