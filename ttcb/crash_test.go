@@ -1,6 +1,7 @@
 package ttcb
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -412,4 +413,53 @@ func TestClusterCallerCrashesMidAgreement(t *testing.T) {
 		return
 	}
 	t.Fatal("no conclusive attempt")
+}
+
+// Cloning (ATTACKS row 12): a copy of a running module's state file
+// started as a second copy of the module. Peers accept one incarnation at
+// a time: the clone's newer incarnation makes them refuse the original,
+// which is told so and fails itself; the clone, not at the address its
+// peers know, never hears them and never joins — so no two copies of a
+// module ever answer at once.
+func TestClusterCloneRefused(t *testing.T) {
+	c := newCluster(t, 3, 1, testDelta, []uint32{1, 2, 3})
+	c.waitJoined(1, 2, 3)
+	dir := t.TempDir()
+	data, err := os.ReadFile(c.cfgs[2].StateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.cfgs[2]
+	cfg.StateFile, cfg.Socket = dir+"/clone.state", dir+"/clone.sock"
+	if err := os.WriteFile(cfg.StateFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	peers := append([]Peer(nil), cfg.Peers...)
+	peers[2].Control = freeUDP(t)
+	cfg.Peers = peers
+	clone, err := NewModule(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- clone.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case err := <-c.errs[2]:
+		c.mu.Lock()
+		c.cancels[2] = nil
+		c.mu.Unlock()
+		if !errors.Is(err, ErrRollback) {
+			t.Fatalf("original ended with %v, want ErrRollback", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("original kept running beside its clone")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if clone.Joined() {
+		t.Fatal("clone joined")
+	}
+	t.Logf("original refused; clone (incarnation %d) not joined; peers saw stale %d, %d", clone.Incarnation(),
+		c.mod(1).Stats().Stale+c.mod(1).Stats().Clones, c.mod(2).Stats().Stale+c.mod(2).Stats().Clones)
 }
