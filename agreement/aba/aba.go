@@ -65,11 +65,13 @@ func (p Params) Check() error {
 	return nil
 }
 
-// Decision is what an instance delivers: the agreed bit and the round in
-// which this replica decided (0 when it decided on f+1 TERMs).
+// Decision is what an instance delivers: the agreed bit, the round this
+// replica was in when it decided, and whether it decided on f+1 TERMs
+// rather than on its own coin.
 type Decision struct {
-	Value bool
-	Round uint64
+	Value  bool
+	Round  uint64
+	ByTerm bool
 }
 
 func (d Decision) String() string {
@@ -77,8 +79,8 @@ func (d Decision) String() string {
 	if d.Value {
 		b = 1
 	}
-	if d.Round == 0 {
-		return fmt.Sprintf("decide %d (term)", b)
+	if d.ByTerm {
+		return fmt.Sprintf("decide %d round %d (term)", b, d.Round)
 	}
 	return fmt.Sprintf("decide %d round %d", b, d.Round)
 }
@@ -434,7 +436,7 @@ func (a *ABA) progress(out *core.Output) {
 		if b, ok := single(rs.vals); ok {
 			a.est = b
 			if b == s {
-				a.decide(b, rs.r, out)
+				a.decide(b, false, out)
 			}
 		} else {
 			a.est = s
@@ -447,11 +449,11 @@ func (a *ABA) progress(out *core.Output) {
 }
 
 // decide(b): deliver b once and broadcast TERM(b).
-func (a *ABA) decide(b uint8, r uint64, out *core.Output) {
+func (a *ABA) decide(b uint8, byTerm bool, out *core.Output) {
 	if a.decided {
 		return
 	}
-	a.decided, a.decision = true, Decision{Value: b == 1, Round: r}
+	a.decided, a.decision = true, Decision{Value: b == 1, Round: a.cur, ByTerm: byTerm}
 	out.Deliver(a.inst, a.decision)
 	a.broadcast(&wire.ABA{Kind: wire.ABA_TERM, Value: uint32(b)}, out)
 }
@@ -473,7 +475,7 @@ func (a *ABA) onTerm(from core.NodeID, b uint8, out *core.Output) {
 	}
 	g := a.p.Group
 	if a.nterm[b] >= g.F()+1 && !a.decided {
-		a.decide(b, 0, out)
+		a.decide(b, true, out)
 	}
 	if a.nterm[b] >= 2*g.F()+1 && a.decided && a.decision.Value == (b == 1) {
 		a.halted = true
