@@ -112,7 +112,7 @@ type round struct {
 	sentAux  bool
 	conf     []uint8 // 0: none, else a value set
 	sentConf bool
-	vals     uint8 // union of the n−f CONF sets that released the coin
+	vals     uint8 // the AUX-phase vals this replica sent in CONF
 	released bool
 	toss     *tcoin.Toss
 }
@@ -393,25 +393,23 @@ func (a *ABA) progress(out *core.Output) {
 				}
 			}
 			if cnt >= g.Quorum() {
-				rs.sentConf = true
+				rs.sentConf, rs.vals = true, vals
 				a.broadcast(&wire.ABA{Kind: wire.ABA_CONF, Round: rs.r, Value: uint32(vals)}, out)
 			}
 		}
 		// wait until CONF_r from n−f replicas carry sets ⊆ bin_values_r;
-		// vals ← their union; only now release the coin share of round r
+		// only now release the coin share of round r
 		if rs.sentConf && !rs.released {
-			var vals uint8
 			cnt := 0
 			for _, x := range rs.conf {
 				if x != 0 && x&^rs.bin == 0 {
 					cnt++
-					vals |= x
 				}
 			}
 			if cnt < g.Quorum() {
 				return
 			}
-			rs.released, rs.vals = true, vals
+			rs.released = true
 			if a.p.UnsafeCoin == nil {
 				a.ops.SharesSigned++
 				sh := coin.ShareFor(a.p.Key, rs.toss.Name())
