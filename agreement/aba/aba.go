@@ -112,6 +112,7 @@ type round struct {
 	sentAux  bool
 	conf     []uint8 // 0: none, else a value set
 	sentConf bool
+	auxSent  uint8 // the bit this replica sent in AUX
 	vals     uint8 // the AUX-phase vals this replica sent in CONF
 	released bool
 	toss     *tcoin.Toss
@@ -142,6 +143,79 @@ func New(inst core.InstanceID, p Params) (*ABA, error) {
 	}
 	a := &ABA{inst: inst, p: p, cur: 1, rounds: map[uint64]*round{}, term: make([]uint8, p.Group.N())}
 	a.roundFor(1)
+	return a, nil
+}
+
+// Persisted records (core.Output.Persist, durable before the sends of the
+// same Output): what a replica said must survive a restart, or a restarted
+// replica could send a second, different AUX or CONF in a round, or decide
+// twice (ATTACKS.md rows 1 and 5: amnesia is equivocation). Each value is
+// the round (8 bytes, big-endian) and one byte: the estimate, AUX bit, CONF
+// set or decided bit.
+const (
+	recordRound  = "round"
+	recordAux    = "aux"
+	recordConf   = "conf"
+	recordDecide = "decide"
+)
+
+func record(r uint64, b uint8) []byte { return append(binary.BigEndian.AppendUint64(nil, r), b) }
+
+func (a *ABA) persistRound(out *core.Output) {
+	out.PersistRecord(a.inst, recordRound, record(a.cur, a.est))
+}
+
+// Recover recreates an instance from the records it persisted: its round
+// and estimate, the AUX and CONF it sent in that round (it will never send
+// different ones) and its decision (never delivered again). Messages it had
+// received are lost, so a recovered replica may not finish its current
+// round by itself; it still decides on f+1 TERMs.
+func Recover(inst core.InstanceID, p Params, records []core.Record) (*ABA, error) {
+	a, err := New(inst, p)
+	if err != nil {
+		return nil, err
+	}
+	type sent struct{ aux, conf int }
+	said := map[uint64]*sent{}
+	for _, rec := range records {
+		if rec.Instance != inst || len(rec.Value) != 9 || rec.Value[8] > 3 {
+			return nil, fmt.Errorf("aba: bad persisted record %q for %s", rec.Key, inst)
+		}
+		r, b := binary.BigEndian.Uint64(rec.Value), rec.Value[8]
+		if said[r] == nil {
+			said[r] = &sent{-1, -1}
+		}
+		switch rec.Key {
+		case recordRound:
+			if r < a.cur || b > 1 {
+				return nil, fmt.Errorf("aba: persisted round %d goes backwards or bad estimate", r)
+			}
+			a.started, a.cur, a.est = true, r, b
+		case recordAux:
+			said[r].aux = int(b)
+		case recordConf:
+			said[r].conf = int(b)
+		case recordDecide:
+			a.decided, a.decision = true, Decision{Value: b == 1, Round: r}
+			a.term[p.Self-1] = b + 1 // our TERM counts once, as before
+			a.nterm[b]++
+		default:
+			return nil, fmt.Errorf("aba: unknown persisted record %q", rec.Key)
+		}
+	}
+	a.rounds = map[uint64]*round{}
+	rs := a.roundFor(a.cur)
+	if x := said[a.cur]; x != nil {
+		if x.aux >= 0 {
+			rs.sentAux, rs.auxSent = true, uint8(x.aux)
+		}
+		if x.conf > 0 {
+			rs.sentConf, rs.vals = true, uint8(x.conf)
+		}
+	}
+	if a.started {
+		rs.sentBval[a.est] = true
+	}
 	return a, nil
 }
 
@@ -278,6 +352,7 @@ func (a *ABA) propose(in core.Input, out *core.Output) error {
 	if v {
 		a.est = 1
 	}
+	a.persistRound(out)
 	a.sendBval(a.rounds[a.cur], a.est, out)
 	a.progress(out)
 	return nil
@@ -375,7 +450,8 @@ func (a *ABA) progress(out *core.Output) {
 			if rs.nbval[b] >= 2*g.F()+1 && rs.bin&(1<<b) == 0 {
 				rs.bin |= 1 << b
 				if !rs.sentAux {
-					rs.sentAux = true
+					rs.sentAux, rs.auxSent = true, b
+					out.PersistRecord(a.inst, recordAux, record(rs.r, b))
 					a.broadcast(&wire.ABA{Kind: wire.ABA_AUX, Round: rs.r, Value: uint32(b)}, out)
 				}
 			}
@@ -394,6 +470,7 @@ func (a *ABA) progress(out *core.Output) {
 			}
 			if cnt >= g.Quorum() {
 				rs.sentConf, rs.vals = true, vals
+				out.PersistRecord(a.inst, recordConf, record(rs.r, vals))
 				a.broadcast(&wire.ABA{Kind: wire.ABA_CONF, Round: rs.r, Value: uint32(vals)}, out)
 			}
 		}
@@ -442,6 +519,7 @@ func (a *ABA) progress(out *core.Output) {
 		// r ← r+1
 		delete(a.rounds, a.cur)
 		a.cur++
+		a.persistRound(out)
 		a.sendBval(a.roundFor(a.cur), a.est, out)
 	}
 }
@@ -452,6 +530,7 @@ func (a *ABA) decide(b uint8, byTerm bool, out *core.Output) {
 		return
 	}
 	a.decided, a.decision = true, Decision{Value: b == 1, Round: a.cur, ByTerm: byTerm}
+	out.PersistRecord(a.inst, recordDecide, record(a.cur, b))
 	out.Deliver(a.inst, a.decision)
 	a.broadcast(&wire.ABA{Kind: wire.ABA_TERM, Value: uint32(b)}, out)
 }

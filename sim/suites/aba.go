@@ -45,7 +45,7 @@ func abaParams(keys *coinKeys, g core.Group, id core.NodeID, broken string) aba.
 // "local-coin" replace the threshold coin.
 func ABA(o Options) *ABASuite {
 	s := &ABASuite{cores: map[core.NodeID]*aba.ABA{}}
-	host := func(id core.NodeID, g core.Group) (core.Protocol, error) {
+	host := func(id core.NodeID, g core.Group, records []core.Record) (core.Protocol, error) {
 		if s.keys == nil || s.keys.coin.PublicKey().N() != g.N() {
 			return nil, fmt.Errorf("suites: aba keys not dealt for %s", g)
 		}
@@ -53,7 +53,7 @@ func ABA(o Options) *ABASuite {
 			if inst != ABAInstance {
 				return nil, core.ErrNoInstance
 			}
-			a, err := aba.New(inst, abaParams(s.keys, g, id, o.Broken))
+			a, err := aba.Recover(inst, abaParams(s.keys, g, id, o.Broken), records)
 			if err != nil {
 				return nil, err
 			}
@@ -64,7 +64,8 @@ func ABA(o Options) *ABASuite {
 	s.Suite = &sim.Suite{
 		Name:       "aba",
 		Resilience: core.Async,
-		NewReplica: host,
+		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) { return host(id, g, nil) },
+		Recover:    host,
 		Services: func(g core.Group, seed uint64) map[string]sim.Service {
 			keys, err := dealCoin(g.N(), g.F(), seed)
 			if err != nil {
