@@ -66,6 +66,13 @@
 // Params.MaxRoundsAhead are dropped, so a Byzantine sender occupies at most
 // a constant number of slots per kept round (ATTACKS.md row 2).
 //
+// Persistence: the round and estimate, the AUX and CONF sent in a round
+// and the decision are persisted before the messages that reveal them
+// (Output.Persist); Recover rebuilds an instance that never contradicts
+// them (amnesia would be equivocation, ATTACKS.md rows 1 and 5). Received
+// messages are not persisted, so a restarted replica may not finish its
+// round by itself; it decides on f+1 TERMs like any laggard.
+//
 // Evidence: malformed messages (Malformed), two AUX, CONF or TERM values
 // from one sender (Equivocation), coin shares that fail the structural
 // checks or the pairing (InvalidProof) — the coin then completes from the
