@@ -305,20 +305,25 @@ type Checked struct {
 // Precheck decodes a message and fully verifies a coin share, off the
 // stepping goroutine (DESIGN §3). It is pure: it reads only immutable
 // parameters. An invalid share is returned as an error wrapping Evidence.
-func (a *ABA) Precheck(m core.Message) (any, error) {
+func (a *ABA) Precheck(m core.Message) (any, error) { return Precheck(a.p.Coin, m) }
+
+// Precheck is the pure check of a message for instance m.Instance, for
+// hosts (agreement/mvba) that check messages of ABA instances they have
+// not created yet.
+func Precheck(c *coin.Coin, m core.Message) (any, error) {
 	msg, err := Decode(m.Payload)
 	if err != nil {
-		return nil, &core.Evidence{Accused: m.From, Kind: core.Malformed, Instance: a.inst, Detail: err.Error()}
+		return nil, &core.Evidence{Accused: m.From, Kind: core.Malformed, Instance: m.Instance, Detail: err.Error()}
 	}
-	c := &Checked{Msg: msg}
+	chk := &Checked{Msg: msg}
 	if msg.Kind == wire.ABA_COIN {
-		s, err := tcoin.Verify(a.p.Coin, CoinName(a.inst, msg.Round), m.From, msg.Share)
+		s, err := tcoin.Verify(c, CoinName(m.Instance, msg.Round), m.From, msg.Share)
 		if err != nil {
-			return nil, &core.Evidence{Accused: m.From, Kind: core.InvalidProof, Instance: a.inst, Detail: err.Error()}
+			return nil, &core.Evidence{Accused: m.From, Kind: core.InvalidProof, Instance: m.Instance, Detail: err.Error()}
 		}
-		c.Share = s
+		chk.Share = s
 	}
-	return c, nil
+	return chk, nil
 }
 
 // Step applies one event.
@@ -368,6 +373,10 @@ func (a *ABA) sendBval(rs *round, b uint8, out *core.Output) {
 
 func (a *ABA) receive(m core.Message, out *core.Output) {
 	if a.halted || !a.p.Group.Contains(m.From) {
+		return
+	}
+	if m.Instance != a.inst {
+		out.Accuse(m.From, core.Malformed, m.Instance, "message for a sub-instance of %s", a.inst)
 		return
 	}
 	var msg *wire.ABA

@@ -126,3 +126,31 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		}
 	}
 }
+
+// Precheck verifies the candidate coin's shares and the ABAs' with a
+// pairing, naming the sender of an invalid one; Step accepts the result.
+func TestPrecheckVerifiesCoinShares(t *testing.T) {
+	m := newMVBA(t, 1)
+	share := coin.ShareFor(testSKs[2], CoinName(inst, 1)).Marshal()
+	good := core.Message{From: 3, Instance: inst.ChildN("coin", 1), Payload: Encode(&wire.MVBA{Kind: wire.MVBA_COIN, Share: share})}
+	chk, err := m.Precheck(good)
+	if err != nil || chk == nil {
+		t.Fatalf("valid share refused: %v", err)
+	}
+	bad := good
+	bad.Instance = inst.ChildN("coin", 2)
+	var ev *core.Evidence
+	if _, err := m.Precheck(bad); !errors.As(err, &ev) || ev.Accused != 3 || ev.Kind != core.InvalidProof {
+		t.Fatalf("share for another iteration: %v", err)
+	}
+	abaShare := core.Message{From: 2, Instance: inst.ChildN("aba", 1), Payload: Encode(&wire.MVBA{Kind: wire.MVBA_VOTE})}
+	if _, err := m.Precheck(abaShare); !errors.As(err, &ev) || ev.Kind != core.Malformed {
+		t.Fatalf("garbage ABA message: %v", err)
+	}
+	var out core.Output
+	good.Checked = chk
+	_ = m.Step(good, &out)
+	if len(out.Evidence) != 0 || !m.iters[1].toss.Have(3) {
+		t.Fatalf("prechecked share not taken: %v", out.Evidence)
+	}
+}
