@@ -36,4 +36,5 @@ correct, available and confidential while up to f of them are Byzantine.`,
 // own file.
 var subcommands = []func() *cobra.Command{
 	newSimCmd,
+	newKeygenCmd,
 }

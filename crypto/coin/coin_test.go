@@ -78,13 +78,7 @@ func TestThresholdProperty(t *testing.T) {
 	})
 }
 
-func seq(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
-	}
-	return out
-}
+var seq = cryptotest.Seq
 
 // TestRobustToss: f Byzantine shares (wrong coin name, relabelled) among
 // 2f+1 do not stop or change the toss, and are named.

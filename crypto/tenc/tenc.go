@@ -346,8 +346,12 @@ func (pk *PublicKey) Check(ct *Ciphertext, wantLabel []byte) (*CheckedCiphertext
 	if !ct.proof.verify(ctDomain, ct.proofContext(), gen, ct.u, gbar, ct.ubar) {
 		return nil, ErrInvalidCiphertext
 	}
-	h := sha256.Sum256(lp.Encode("maftia/tenc/ct-tag/v1", ct.Marshal()))
-	return &CheckedCiphertext{ct: ct, keyID: pk.keyID, tag: [TagSize]byte(h[:TagSize])}, nil
+	// Keep a private copy: later changes to the caller's Ciphertext (its
+	// exported Label) cannot alter what was checked.
+	cp := *ct
+	cp.Label, cp.payload = bytes.Clone(ct.Label), bytes.Clone(ct.payload)
+	h := sha256.Sum256(lp.Encode("maftia/tenc/ct-tag/v1", cp.Marshal()))
+	return &CheckedCiphertext{ct: &cp, keyID: pk.keyID, tag: [TagSize]byte(h[:TagSize])}, nil
 }
 
 // Share is a decryption share u_i = u^{x_i} with a proof that

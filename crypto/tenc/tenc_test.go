@@ -114,13 +114,7 @@ func TestThresholdProperty(t *testing.T) {
 	})
 }
 
-func seq(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
-	}
-	return out
-}
+var seq = cryptotest.Seq
 
 func TestCiphertextRejections(t *testing.T) {
 	pk, sks := deal(t, 4, 2)
@@ -189,6 +183,17 @@ func TestCiphertextRejections(t *testing.T) {
 	mustSentinel(t, "huge length", err, ErrMalformedCiphertext)
 	_, err = UnmarshalCiphertext(append(bytes.Clone(enc), 0))
 	mustSentinel(t, "trailing byte", err, ErrMalformedCiphertext)
+
+	// Mutating the ciphertext after Check does not change what was checked.
+	checkedCT, err := pk.Check(ct, label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct.Label = []byte("mutated")
+	if !bytes.Equal(checkedCT.Label(), label) {
+		t.Fatal("checked ciphertext follows caller mutation")
+	}
+	ct.Label = label
 
 	// Unchecked ciphertexts cannot be decrypted: the zero value is refused.
 	_, err = DecryptShare(nil, sks[0], &CheckedCiphertext{})

@@ -85,3 +85,12 @@ func NotOnCurveG1() []byte {
 		}
 	}
 }
+
+// Seq returns 0, 1, ..., n-1 (an identity permutation).
+func Seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
