@@ -113,7 +113,8 @@ type round struct {
 	conf     []uint8 // 0: none, else a value set
 	sentConf bool
 	auxSent  uint8 // the bit this replica sent in AUX
-	vals     uint8 // the AUX-phase vals this replica sent in CONF
+	confSent uint8 // the AUX-phase vals this replica sent in CONF
+	vals     uint8 // union of the n−f CONF sets that released the coin
 	released bool
 	toss     *tcoin.Toss
 }
@@ -210,7 +211,7 @@ func Recover(inst core.InstanceID, p Params, records []core.Record) (*ABA, error
 			rs.sentAux, rs.auxSent = true, uint8(x.aux)
 		}
 		if x.conf > 0 {
-			rs.sentConf, rs.vals = true, uint8(x.conf)
+			rs.sentConf, rs.confSent = true, uint8(x.conf)
 		}
 	}
 	if a.started {
@@ -478,24 +479,27 @@ func (a *ABA) progress(out *core.Output) {
 				}
 			}
 			if cnt >= g.Quorum() {
-				rs.sentConf, rs.vals = true, vals
+				rs.sentConf, rs.confSent = true, vals
 				out.PersistRecord(a.inst, recordConf, record(rs.r, vals))
 				a.broadcast(&wire.ABA{Kind: wire.ABA_CONF, Round: rs.r, Value: uint32(vals)}, out)
 			}
 		}
 		// wait until CONF_r from n−f replicas carry sets ⊆ bin_values_r;
+		// vals ← the union of those sets (fixed before the coin is known);
 		// only now release the coin share of round r
 		if rs.sentConf && !rs.released {
+			var vals uint8
 			cnt := 0
 			for _, x := range rs.conf {
 				if x != 0 && x&^rs.bin == 0 {
 					cnt++
+					vals |= x
 				}
 			}
 			if cnt < g.Quorum() {
 				return
 			}
-			rs.released = true
+			rs.released, rs.vals = true, vals
 			if a.p.UnsafeCoin == nil {
 				a.ops.SharesSigned++
 				sh := coin.ShareFor(a.p.Key, rs.toss.Name())

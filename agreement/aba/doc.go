@@ -21,7 +21,13 @@
 // coin. Each replica broadcasts CONF_r(vals), vals being the set of values
 // it saw in its n−f AUX messages (not its whole bin_values), and releases
 // its coin share of round r only after n−f CONF_r sets contained in its
-// bin_values_r. The decision rule then uses its own vals. No replica here
+// bin_values_r. The decision rule then uses the union of those n−f CONF
+// sets (as poanetwork/hbbft does), fixed here before the coin is known: any
+// n−f CONF sets include one from a correct replica that sent its CONF before
+// the first correct coin share was released, so a replica whose own AUX was
+// steered after the adversary learnt the coin still sees both values and
+// adopts the coin. (Deciding on one's own AUX-phase vals instead leaves the
+// attack open: agreement/aba's steered-AUX test shows it.) No replica here
 // releases a round's share before that round's pre-coin phase (BVAL, AUX,
 // CONF) is complete.
 //
@@ -33,8 +39,8 @@
 //	              broadcast AUX_r(b)
 //	CONF:         wait for n−f AUX_r with values in bin_values_r;
 //	              vals ← their values; broadcast CONF_r(vals)
-//	coin:         wait for n−f CONF_r ⊆ bin_values_r; release the share of
-//	              coin_r; s ← coin_r (f+1 valid shares)
+//	coin:         wait for n−f CONF_r ⊆ bin_values_r; vals ← their union;
+//	              release the share of coin_r; s ← coin_r (f+1 valid shares)
 //	decide:       if vals = {b}: est ← b, and if b = s decide b;
 //	              else est ← s; r ← r+1
 //
