@@ -33,6 +33,11 @@ type Params struct {
 	// simulator tests must catch (a coin that is a fixed bit or the
 	// replica's own estimate); production code leaves it nil.
 	UnsafeCoin func(round uint64, est uint8) uint8
+	// UnsafeOwnVals decides on the replica's own AUX-phase vals instead of
+	// the union of the CONF sets, and UnsafeSkipConf also skips the CONF
+	// round (MMR with a threshold coin as HoneyBadgerBFT first had it):
+	// broken variants for the steered-AUX test; production leaves them off.
+	UnsafeOwnVals, UnsafeSkipConf bool
 }
 
 // DefaultParams keeps messages for up to 8 rounds ahead.
@@ -478,7 +483,9 @@ func (a *ABA) progress(out *core.Output) {
 					vals |= 1 << (x - 1)
 				}
 			}
-			if cnt >= g.Quorum() {
+			if cnt >= g.Quorum() && a.p.UnsafeSkipConf {
+				rs.sentConf, rs.confSent = true, vals // no CONF round
+			} else if cnt >= g.Quorum() {
 				rs.sentConf, rs.confSent = true, vals
 				out.PersistRecord(a.inst, recordConf, record(rs.r, vals))
 				a.broadcast(&wire.ABA{Kind: wire.ABA_CONF, Round: rs.r, Value: uint32(vals)}, out)
@@ -496,10 +503,13 @@ func (a *ABA) progress(out *core.Output) {
 					vals |= x
 				}
 			}
-			if cnt < g.Quorum() {
+			if cnt < g.Quorum() && !a.p.UnsafeSkipConf {
 				return
 			}
 			rs.released, rs.vals = true, vals
+			if a.p.UnsafeOwnVals || a.p.UnsafeSkipConf {
+				rs.vals = rs.confSent
+			}
 			if a.p.UnsafeCoin == nil {
 				a.ops.SharesSigned++
 				sh := coin.ShareFor(a.p.Key, rs.toss.Name())
