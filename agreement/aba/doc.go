@@ -22,12 +22,16 @@
 // it saw in its n−f AUX messages (not its whole bin_values), and releases
 // its coin share of round r only after n−f CONF_r sets contained in its
 // bin_values_r. The decision rule then uses the union of those n−f CONF
-// sets (as poanetwork/hbbft does), fixed here before the coin is known: any
-// n−f CONF sets include one from a correct replica that sent its CONF before
-// the first correct coin share was released, so a replica whose own AUX was
-// steered after the adversary learnt the coin still sees both values and
-// adopts the coin. (Deciding on one's own AUX-phase vals instead leaves the
-// attack open: agreement/aba's steered-AUX test shows it.) No replica here
+// sets (as poanetwork/hbbft does), fixed here before the coin is known. The
+// first correct replica to release its share had n−f CONF sets, at least
+// f+1 of them from correct replicas and sent before anyone could know the
+// coin; any other n−f CONF sets include one of those, so a replica whose
+// own AUX was steered after the adversary learnt the coin cannot keep the
+// other value alone while the rest adopt the coin. Deciding on one's own
+// AUX-phase vals leaves the attack open even with the CONF round:
+// TestSteeredAUXAttackNeedsConfUnion runs the attack's scheduler and shows
+// both broken variants (no CONF; CONF with own vals) stall for 100+ rounds
+// while this protocol decides. No replica here
 // releases a round's share before that round's pre-coin phase (BVAL, AUX,
 // CONF) is complete.
 //
