@@ -98,6 +98,11 @@ func NewCluster(s *Suite, g core.Group, seed uint64, byz map[core.NodeID]Behavio
 	if trace {
 		c.trace = &strings.Builder{}
 	}
+	if s.Setup != nil {
+		if err := s.Setup(g, seed); err != nil {
+			return nil, fmt.Errorf("sim: setup: %w", err)
+		}
+	}
 	if s.Services != nil {
 		for name, svc := range s.Services(g, seed) {
 			c.Services[name] = svc

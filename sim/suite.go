@@ -29,6 +29,21 @@ type Suite struct {
 	// Services builds the run's local services, e.g. the TTCB model.
 	Services func(g core.Group, seed uint64) map[string]Service
 
+	// Setup, if set, runs once per cluster, before any replica is built,
+	// with the run's group and seed: e.g. the trusted dealer generating the
+	// run's threshold keys from a reader seeded by seed. The per-run state
+	// it creates lives in the suite value, so one Suite value drives one
+	// cluster at a time (Campaign.Run is sequential; build a fresh Suite per
+	// goroutine).
+	Setup func(g core.Group, seed uint64) error
+	// Attacks are protocol-specific Byzantine behaviours (e.g. an AVID
+	// sender committing to inconsistent fragments) that campaigns run
+	// alongside AllBehaviours and `maftia sim` accepts by name.
+	Attacks []Behaviour
+	// State is opaque per-suite state (e.g. what the last run built), for
+	// the suite's own tests and benchmarks.
+	State any
+
 	// Check returns safety violations; it is called after the safety phase
 	// and again at the end.
 	Check func(c *Cluster) []string

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,8 @@ func newSimCmd() *cobra.Command {
 		Long: `Run a protocol in the deterministic simulator: n replicas in one process, f of
 them Byzantine, an adversarial scheduler, invariant checks after every run.
 Protocols: ` + strings.Join(suites.Names(), ", ") + `.
-Byzantine behaviours: silent, crash:K, equivocate, wrong, replay, garbage, twins.
+Byzantine behaviours: silent, crash:K, equivocate, wrong, replay, garbage, twins,
+and each protocol's own attacks (avid: inconsistent-fragments; cbc: double-certify).
 Every run is determined by its seed: --seed S --seeds 1 --trace replays one.`,
 		Example: "  maftia sim rbc --n 7 --f 2 --byzantine equivocate,silent --seeds 500",
 		Args:    cobra.ExactArgs(1),
@@ -39,6 +41,10 @@ Every run is determined by its seed: --seed S --seeds 1 --trace replays one.`,
 				if name = strings.TrimSpace(name); name == "" {
 					continue
 				}
+				if i := slices.IndexFunc(suite.Attacks, func(a sim.Behaviour) bool { return a.Name() == name }); i >= 0 {
+					behaviours = append(behaviours, suite.Attacks[i])
+					continue
+				}
 				b, err := sim.ParseBehaviour(name)
 				if err != nil {
 					return err
@@ -46,7 +52,7 @@ Every run is determined by its seed: --seed S --seeds 1 --trace replays one.`,
 				behaviours = append(behaviours, b)
 			}
 			if len(behaviours) == 0 {
-				behaviours = sim.AllBehaviours()
+				behaviours = append(sim.AllBehaviours(), suite.Attacks...)
 			}
 			if seeds < 1 {
 				return fmt.Errorf("--seeds must be at least 1")
