@@ -166,6 +166,17 @@ func (a *ABC) NextEpoch() uint64 { return a.nextDeliver }
 // Pending is the number of queued requests not yet delivered.
 func (a *ABC) Pending() int { return len(a.pending) }
 
+// Memory is what a replica holds, for bounds checks and metrics.
+type Memory struct {
+	LiveEpochs, Pending, Retained, DedupDigests, FetchState int
+}
+
+// Memory reports the sizes of the replica's bounded state.
+func (a *ABC) Memory() Memory {
+	return Memory{LiveEpochs: len(a.epochs), Pending: len(a.pending), Retained: len(a.outputs),
+		DedupDigests: len(a.delivered), FetchState: len(a.fetchVotes) + len(a.fetchWants) + len(a.fetchSent)}
+}
+
 // LiveEpochs is the number of epochs with state (bounded by Window+1).
 func (a *ABC) LiveEpochs() int { return len(a.epochs) }
 

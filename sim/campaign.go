@@ -3,8 +3,11 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/maftia/maftia/core"
 )
@@ -25,6 +28,12 @@ type Campaign struct {
 	SafetySteps int
 	// KeepFailures bounds how many failing results (with traces) are kept.
 	KeepFailures int
+	// NewSuite, if set, builds a fresh Suite value per worker so that
+	// seeds run in parallel on Workers goroutines (suites that keep
+	// per-run state in the Suite value must not share it). Results are
+	// aggregated in seed order, so the summary does not depend on timing.
+	NewSuite func() *Suite
+	Workers  int
 }
 
 // Summary is the outcome of a campaign.
@@ -71,9 +80,10 @@ func (cp *Campaign) Run() *Summary {
 		cp.KeepFailures = 3
 	}
 	sum := &Summary{Suite: cp.Suite.Name, PerBehav: map[string]int{}}
+	results := cp.runAll()
 	for i := 0; i < cp.Seeds; i++ {
 		cfg := cp.ConfigFor(cp.FirstSeed + uint64(i))
-		res := Run(cp.Suite, cfg)
+		res := results[i]
 		sum.Schedules++
 		sum.Steps += res.Stats.Steps
 		sum.Messages += res.Stats.Messages
@@ -96,6 +106,41 @@ func (cp *Campaign) Run() *Summary {
 		}
 	}
 	return sum
+}
+
+// runAll runs every seed, in parallel when the campaign can build one
+// suite per worker. Only the summary fields of each result are kept.
+func (cp *Campaign) runAll() []*Result {
+	results := make([]*Result, cp.Seeds)
+	slim := func(r *Result) *Result { r.Cluster, r.Trace = nil, ""; return r }
+	workers := cp.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if cp.NewSuite == nil || workers == 1 {
+		for i := range results {
+			results[i] = slim(Run(cp.Suite, cp.ConfigFor(cp.FirstSeed+uint64(i))))
+		}
+		return results
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		suite := cp.NewSuite()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cp.Seeds {
+					return
+				}
+				results[i] = slim(Run(suite, cp.ConfigFor(cp.FirstSeed+uint64(i))))
+			}
+		}()
+	}
+	wg.Wait()
+	return results
 }
 
 // Report renders the summary with each failing seed and its trace tail.

@@ -16,6 +16,7 @@ func rbcCampaign(t testing.TB, broken string, seeds int) *sim.Campaign {
 	}
 	return &sim.Campaign{
 		Suite:      s,
+		NewSuite:   func() *sim.Suite { s, _ := suites.Get("rbc", suites.Options{Broken: broken}); return s },
 		Sizes:      []sim.Size{{N: 4, F: 1}, {N: 7, F: 2}, {N: 10, F: 3}},
 		Behaviours: sim.AllBehaviours(),
 		Seeds:      seeds,

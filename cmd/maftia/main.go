@@ -37,4 +37,5 @@ correct, available and confidential while up to f of them are Byzantine.`,
 var subcommands = []func() *cobra.Command{
 	newSimCmd,
 	newKeygenCmd,
+	newNodeCmd,
 }

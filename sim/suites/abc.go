@@ -308,3 +308,7 @@ func abcTerminated(c *sim.Cluster) bool {
 	}
 	return true
 }
+
+// ClientRequestForTest authenticates a request body the way the suite's
+// simulated clients do.
+func ClientRequestForTest(body string) []byte { return clientRequest(body) }
