@@ -2,6 +2,7 @@ package abc
 
 import (
 	"bytes"
+	"io"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/crypto/coin"
 	"github.com/maftia/maftia/crypto/sig"
+	"github.com/maftia/maftia/crypto/tenc"
 	"github.com/maftia/maftia/crypto/tsig"
 	"github.com/maftia/maftia/wire"
 )
@@ -43,6 +45,16 @@ type Params struct {
 	BatchSize int
 	// MaxRequest bounds one request; MaxPending the local queue.
 	MaxRequest, MaxPending int
+	// Decrypt, DecryptKey and Label enable secure causal atomic broadcast
+	// (Cachin–Kursawe–Petzold–Shoup 2001, §6): requests are TDH2
+	// ciphertexts with label Label, ordered while encrypted; a replica
+	// releases its decryption shares for an epoch only once that epoch's
+	// order is fixed, and delivers the plaintexts (Valid is then applied
+	// to the plaintext). Rand feeds the shares' DLEQ proofs.
+	Decrypt    *tenc.PublicKey
+	DecryptKey *tenc.SecretShare
+	Label      []byte
+	Rand       io.Reader
 	// Window is how many epochs beyond the next undelivered one a replica
 	// keeps state for; messages further ahead are dropped (and trigger
 	// catch-up by FETCH). Retain is how many delivered epochs are kept to
@@ -69,6 +81,8 @@ func (p Params) Check() error {
 		return errors.New("abc: coin, proof keys and Valid are required")
 	case p.Proof.Threshold() != p.Group.F()+1:
 		return fmt.Errorf("abc: proof key threshold %d, want f+1 = %d", p.Proof.Threshold(), p.Group.F()+1)
+	case p.Decrypt != nil && (p.DecryptKey == nil || p.Rand == nil || p.Decrypt.Threshold() != p.Group.F()+1):
+		return errors.New("abc: causal mode needs DecryptKey, Rand and a decryption threshold of f+1")
 	case p.BatchSize < 1 || p.MaxRequest < 1 || p.MaxPending < 1 || p.Window < 2 || p.Retain < 1 || p.Dedup < 1:
 		return errors.New("abc: BatchSize, MaxRequest, MaxPending, Retain, Dedup must be positive and Window ≥ 2")
 	}
@@ -109,6 +123,7 @@ type epoch struct {
 type output struct {
 	requests [][]byte
 	digest   Digest
+	shares   [][]byte // causal mode: this replica's decryption shares
 }
 
 // Ops counts work for benchmarks and metrics.
@@ -134,6 +149,7 @@ type ABC struct {
 	fetchWants  map[core.NodeID]uint64 // requester → epoch it wants
 	fetchVotes  map[uint64]map[core.NodeID]Digest
 	fetchBodies map[uint64]map[Digest][][]byte
+	causal      *causal
 	ops         Ops
 }
 
@@ -149,12 +165,16 @@ func New(root core.InstanceID, p Params) (*ABC, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
-	return &ABC{
+	a := &ABC{
 		p: p, root: root, inPending: map[Digest]bool{}, epochs: map[uint64]*epoch{},
 		delivered: map[Digest]uint64{}, outputs: map[uint64]output{}, ahead: map[core.NodeID]uint64{},
 		fetchSent: map[uint64]bool{}, fetchWants: map[core.NodeID]uint64{},
 		fetchVotes: map[uint64]map[core.NodeID]Digest{}, fetchBodies: map[uint64]map[Digest][][]byte{},
-	}, nil
+	}
+	if a.causal = newCausal(p); a.causal != nil {
+		a.causal.root, a.causal.emitter, a.causal.ops = root, a.emit, &a.ops
+	}
+	return a, nil
 }
 
 // Ops returns the work counters.
@@ -602,7 +622,7 @@ func (a *ABC) deliver(ep *epoch, out *core.Output) (bool, error) {
 			if seen[d] || len(r) > a.p.MaxRequest {
 				continue
 			}
-			if _, old := a.delivered[d]; old || !a.p.Valid(r) {
+			if _, old := a.delivered[d]; old || !a.admissible(r) {
 				continue
 			}
 			seen[d] = true
@@ -619,11 +639,13 @@ func (a *ABC) finish(e uint64, reqs [][]byte, out *core.Output) {
 	for _, r := range reqs {
 		a.delivered[requestDigest(r)] = e
 	}
-	if len(reqs) > 0 {
-		a.seq++
-		out.Deliver(a.root, &wire.Batch{Seq: a.seq, Requests: reqs})
+	var shares [][]byte
+	if a.causal != nil {
+		shares = a.causal.ordered(e, reqs, out) // delivers once decrypted
+	} else if len(reqs) > 0 {
+		a.emit(reqs, out)
 	}
-	a.outputs[e] = output{requests: reqs, digest: epochDigest(e, reqs)}
+	a.outputs[e] = output{requests: reqs, digest: epochDigest(e, reqs), shares: shares}
 	delete(a.epochs, e)
 	a.nextDeliver = e + 1
 	// Drop delivered requests from the queue; those that rode in a batch
@@ -662,9 +684,35 @@ func (a *ABC) finish(e uint64, reqs [][]byte, out *core.Output) {
 	// Answer replicas that asked for this epoch.
 	for who, want := range a.fetchWants {
 		if want == e {
-			out.SendTo(who, a.root, encode(&wire.ABC{Kind: wire.ABC_EPOCH, Epoch: e, Requests: reqs}))
+			a.answerFetch(who, e, out)
 			delete(a.fetchWants, who)
 		}
+	}
+}
+
+// emit delivers one batch of plaintext requests in order.
+func (a *ABC) emit(reqs [][]byte, out *core.Output) {
+	a.seq++
+	out.Deliver(a.root, &wire.Batch{Seq: a.seq, Requests: reqs})
+}
+
+// admissible is the request check at ordering time: the client's
+// signature, or in causal mode the ciphertext's validity proof and label
+// (the plaintext's signature is checked after decryption).
+func (a *ABC) admissible(r []byte) bool {
+	if a.causal != nil {
+		return a.causal.check(r) != nil
+	}
+	return a.p.Valid(r)
+}
+
+// answerFetch sends a delivered epoch (and, in causal mode, this
+// replica's decryption shares for it) to a replica that fell behind.
+func (a *ABC) answerFetch(to core.NodeID, e uint64, out *core.Output) {
+	o := a.outputs[e]
+	out.SendTo(to, a.root, encode(&wire.ABC{Kind: wire.ABC_EPOCH, Epoch: e, Requests: o.requests}))
+	if a.causal != nil && len(o.requests) > 0 {
+		out.SendTo(to, a.root, encode(&wire.ABC{Kind: wire.ABC_DECRYPT, Epoch: e, Shares: o.shares}))
 	}
 }
 
@@ -706,8 +754,8 @@ func (a *ABC) onRoot(m core.Message, out *core.Output) {
 		if m.From == a.p.Self {
 			return
 		}
-		if o, ok := a.outputs[msg.Epoch]; ok {
-			out.SendTo(m.From, a.root, encode(&wire.ABC{Kind: wire.ABC_EPOCH, Epoch: msg.Epoch, Requests: o.requests}))
+		if _, ok := a.outputs[msg.Epoch]; ok {
+			a.answerFetch(m.From, msg.Epoch, out)
 		} else if msg.Epoch >= a.nextDeliver && msg.Epoch < a.nextDeliver+a.p.Window {
 			a.fetchWants[m.From] = msg.Epoch // answer once delivered
 		}
@@ -742,6 +790,12 @@ func (a *ABC) onRoot(m core.Message, out *core.Output) {
 			a.ops.Fetched++
 			a.finish(e, a.fetchBodies[e][d], out)
 		}
+	case wire.ABC_DECRYPT:
+		if a.causal == nil {
+			out.Accuse(m.From, core.Unexpected, m.Instance, "DECRYPT without causal mode")
+			return
+		}
+		a.causal.onShares(m.From, msg, a.nextDeliver, out)
 	default:
 		out.Accuse(m.From, core.Malformed, m.Instance, "unexpected %s on the root instance", msg.Kind)
 	}
@@ -764,7 +818,7 @@ func decode(b []byte) (*wire.ABC, error) {
 		return nil, fmt.Errorf("%w: abc: %v", wire.ErrMalformed, err)
 	}
 	switch m.Kind {
-	case wire.ABC_STORED, wire.ABC_FETCH, wire.ABC_EPOCH:
+	case wire.ABC_STORED, wire.ABC_FETCH, wire.ABC_EPOCH, wire.ABC_DECRYPT:
 		return &m, nil
 	}
 	return nil, fmt.Errorf("%w: abc: unknown kind %d", wire.ErrMalformed, m.Kind)
@@ -781,6 +835,8 @@ func Describe(payload []byte) string {
 		return fmt.Sprintf("STORED j=%d d=%x", m.Sender, m.Digest[:min(4, len(m.Digest))])
 	case wire.ABC_FETCH:
 		return fmt.Sprintf("FETCH e=%d", m.Epoch)
+	case wire.ABC_DECRYPT:
+		return fmt.Sprintf("DECRYPT e=%d shares=%d", m.Epoch, len(m.Shares))
 	}
 	return fmt.Sprintf("EPOCH e=%d reqs=%d", m.Epoch, len(m.Requests))
 }

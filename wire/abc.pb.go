@@ -35,6 +35,10 @@ const (
 	// EPOCH(E, requests), on the root instance: the requests epoch E
 	// delivered (an answer to FETCH; f+1 identical answers are accepted).
 	ABC_EPOCH ABC_Kind = 3
+	// DECRYPT(E, shares), on the root instance, secure causal mode only:
+	// this replica's TDH2 decryption share for every ciphertext epoch E
+	// ordered, in order — released only once E's order is fixed.
+	ABC_DECRYPT ABC_Kind = 4
 )
 
 // Enum value maps for ABC_Kind.
@@ -44,12 +48,14 @@ var (
 		1: "STORED",
 		2: "FETCH",
 		3: "EPOCH",
+		4: "DECRYPT",
 	}
 	ABC_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
 		"STORED":           1,
 		"FETCH":            2,
 		"EPOCH":            3,
+		"DECRYPT":          4,
 	}
 )
 
@@ -90,6 +96,7 @@ type ABC struct {
 	Share         []byte                 `protobuf:"bytes,4,opt,name=share,proto3" json:"share,omitempty"`
 	Epoch         uint64                 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Requests      [][]byte               `protobuf:"bytes,6,rep,name=requests,proto3" json:"requests,omitempty"`
+	Shares        [][]byte               `protobuf:"bytes,7,rep,name=shares,proto3" json:"shares,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -162,6 +169,13 @@ func (x *ABC) GetEpoch() uint64 {
 func (x *ABC) GetRequests() [][]byte {
 	if x != nil {
 		return x.Requests
+	}
+	return nil
+}
+
+func (x *ABC) GetShares() [][]byte {
+	if x != nil {
+		return x.Shares
 	}
 	return nil
 }
@@ -322,20 +336,22 @@ var File_abc_proto protoreflect.FileDescriptor
 
 const file_abc_proto_rawDesc = "" +
 	"\n" +
-	"\tabc.proto\x12\vmaftia.wire\"\xe8\x01\n" +
+	"\tabc.proto\x12\vmaftia.wire\"\x8d\x02\n" +
 	"\x03ABC\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.maftia.wire.ABC.KindR\x04kind\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\rR\x06sender\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\fR\x06digest\x12\x14\n" +
 	"\x05share\x18\x04 \x01(\fR\x05share\x12\x14\n" +
 	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12\x1a\n" +
-	"\brequests\x18\x06 \x03(\fR\brequests\">\n" +
+	"\brequests\x18\x06 \x03(\fR\brequests\x12\x16\n" +
+	"\x06shares\x18\a \x03(\fR\x06shares\"K\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
 	"\x06STORED\x10\x01\x12\t\n" +
 	"\x05FETCH\x10\x02\x12\t\n" +
-	"\x05EPOCH\x10\x03\"&\n" +
+	"\x05EPOCH\x10\x03\x12\v\n" +
+	"\aDECRYPT\x10\x04\"&\n" +
 	"\bABCBatch\x12\x1a\n" +
 	"\brequests\x18\x01 \x03(\fR\brequests\">\n" +
 	"\vABCProposal\x12/\n" +

@@ -11,13 +11,17 @@ import (
 	"github.com/maftia/maftia/agreement/mvba"
 	"github.com/maftia/maftia/broadcast/avid"
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/tenc"
 	"github.com/maftia/maftia/crypto/tsig"
 	"github.com/maftia/maftia/sim"
 	"github.com/maftia/maftia/wire"
 	"google.golang.org/protobuf/proto"
 )
 
-func init() { register("abc", func(o Options) *sim.Suite { return ABC(o).Suite }) }
+func init() {
+	register("abc", func(o Options) *sim.Suite { return ABC(o).Suite })
+	register("scabc", func(o Options) *sim.Suite { return SCABC(o).Suite })
+}
 
 // ABCRoot is the instance the abc suite's replicas run.
 var ABCRoot = core.Root("order")
@@ -29,6 +33,11 @@ type ABCSuite struct {
 	proof    *tsig.PublicKey
 	proofSKs []*tsig.SecretShare
 	cores    map[core.NodeID]*abc.ABC
+	// Causal mode: clients encrypt under dec (threshold f+1).
+	causal  bool
+	dec     *tenc.PublicKey
+	decSKs  []*tenc.SecretShare
+	encRand *seededReader
 	// Requests is how many client requests a run submits (default 2n).
 	Requests int
 	// BatchSize overrides abc's default when positive.
@@ -79,6 +88,12 @@ func ABC(o Options) *ABCSuite {
 				return err
 			}
 			s.coin, s.proof, s.proofSKs, s.cores = ck, pk, sks, map[core.NodeID]*abc.ABC{}
+			if s.causal {
+				if s.dec, s.decSKs, err = tenc.Deal(newSeededReader("abc-dec", seed), g.N(), g.F()+1); err != nil {
+					return err
+				}
+				s.encRand = newSeededReader("abc-enc", seed)
+			}
 			return nil
 		},
 		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) {
@@ -87,6 +102,10 @@ func ABC(o Options) *ABCSuite {
 				p.BatchSize = s.BatchSize
 			} else {
 				p.BatchSize = 4
+			}
+			if s.causal {
+				p.Decrypt, p.DecryptKey, p.Label = s.dec, s.decSKs[id-1], causalLabel
+				p.Rand = newSeededReader(fmt.Sprintf("abc-dleq-%d", id), uint64(id))
 			}
 			a, err := abc.New(ABCRoot, p)
 			if err != nil {
@@ -104,7 +123,7 @@ func ABC(o Options) *ABCSuite {
 			}
 			correct := c.Correct()
 			for i := 0; i < k; i++ {
-				req := clientRequest(fmt.Sprintf("c%d-%d", i%3, i))
+				req := s.request(fmt.Sprintf("c%d-%d", i%3, i))
 				c.Rng.Shuffle(len(correct), func(a, b int) { correct[a], correct[b] = correct[b], correct[a] })
 				holders := correct[:c.Group.F()+1+c.Rng.IntN(len(correct)-c.Group.F())]
 				for _, id := range holders {
@@ -160,6 +179,13 @@ func mutateABC(rng *rand.Rand, inst core.InstanceID, p []byte) []byte {
 		m.Epoch += uint64(rng.IntN(2))
 	case wire.ABC_FETCH:
 		m.Epoch += 1 + uint64(rng.IntN(3))
+	case wire.ABC_DECRYPT:
+		for i := range m.Shares {
+			if len(m.Shares[i]) > 0 && rng.IntN(2) == 0 {
+				m.Shares[i] = bytes.Clone(m.Shares[i])
+				m.Shares[i][len(m.Shares[i])-1-rng.IntN(8)] ^= 1
+			}
+		}
 	}
 	b, _ := proto.Marshal(m)
 	return b
@@ -218,6 +244,122 @@ func (f *forgerCore) Step(ev core.Event, out *core.Output) error {
 		return nil
 	}
 	return f.inner.Step(ev, out)
+}
+
+var causalLabel = []byte("maftia/sim/scabc")
+
+// request is what a simulated client submits: the authenticated request,
+// encrypted under the group's key in causal mode.
+func (s *ABCSuite) request(body string) []byte {
+	r := clientRequest(body)
+	if !s.causal {
+		return r
+	}
+	ct, err := tenc.Encrypt(s.encRand, s.dec, causalLabel, r)
+	if err != nil {
+		panic(err) // deterministic reader and dealt key: cannot fail
+	}
+	return ct.Marshal()
+}
+
+// SCABC is the suite for secure causal atomic broadcast: clients encrypt
+// their requests; replicas order ciphertexts and decrypt after ordering.
+// Extra attacks: "withhold" never releases decryption shares, and the
+// generic "wrong" behaviour corrupts them.
+func SCABC(o Options) *ABCSuite {
+	s := ABC(o)
+	s.causal = true
+	s.Suite.Name = "scabc"
+	s.Suite.Attacks = append(s.Suite.Attacks, abcWithhold{})
+	s.Suite.Terminated = func(c *sim.Cluster) bool { return s.causalTerminated(c) }
+	return s
+}
+
+// abcWithhold follows the protocol but never sends a decryption share.
+type abcWithhold struct{}
+
+func (abcWithhold) Name() string { return "withhold" }
+func (abcWithhold) Wrap(id core.NodeID, inner core.Protocol, _ *sim.ByzContext) core.Protocol {
+	return &withholdCore{inner: inner}
+}
+
+type withholdCore struct {
+	inner   core.Protocol
+	scratch core.Output
+}
+
+func (w *withholdCore) Step(ev core.Event, out *core.Output) error {
+	w.scratch.Reset()
+	_ = w.inner.Step(ev, &w.scratch)
+	for _, snd := range w.scratch.Sends {
+		if m, err := abc.Decode(snd.Payload); err == nil && m.Kind == wire.ABC_DECRYPT {
+			continue
+		}
+		out.Sends = append(out.Sends, snd)
+	}
+	out.Deliveries = append(out.Deliveries, w.scratch.Deliveries...)
+	return nil
+}
+
+// causalTerminated: every request (plaintext) given to f+1 correct
+// replicas was delivered, decrypted, by every correct replica.
+func (s *ABCSuite) causalTerminated(c *sim.Cluster) bool {
+	holders := map[string]int{}
+	plain := map[string][]byte{}
+	for _, id := range c.Correct() {
+		for _, in := range c.Inputs(id) {
+			if r, ok := in.Value.([]byte); ok {
+				holders[string(r)]++
+				if _, done := plain[string(r)]; !done {
+					plain[string(r)] = s.decryptForTest(r)
+				}
+			}
+		}
+	}
+	var first int
+	for i, id := range c.Correct() {
+		have := map[string]bool{}
+		log := abcLog(c, id)
+		for _, r := range log {
+			have[string(r)] = true
+		}
+		for r, h := range holders {
+			if h > c.Group.F() && !have[string(plain[r])] {
+				return false
+			}
+		}
+		if i == 0 {
+			first = len(log)
+		} else if len(log) != first {
+			return false
+		}
+	}
+	return true
+}
+
+// decryptForTest opens a client ciphertext with f+1 of the dealt shares.
+func (s *ABCSuite) decryptForTest(r []byte) []byte {
+	ct, err := tenc.UnmarshalCiphertext(r)
+	if err != nil {
+		return nil
+	}
+	checked, err := s.dec.Check(ct, causalLabel)
+	if err != nil {
+		return nil
+	}
+	var shares []tenc.Share
+	for i := 0; i < s.dec.Threshold(); i++ {
+		sh, err := tenc.DecryptShare(newSeededReader("test", 0), s.decSKs[i], checked)
+		if err != nil {
+			return nil
+		}
+		shares = append(shares, sh)
+	}
+	p, _, err := tenc.Combine(s.dec, checked, shares)
+	if err != nil {
+		return nil
+	}
+	return p
 }
 
 // abcLog is the request sequence a replica delivered.
@@ -312,3 +454,12 @@ func abcTerminated(c *sim.Cluster) bool {
 // ClientRequestForTest authenticates a request body the way the suite's
 // simulated clients do.
 func ClientRequestForTest(body string) []byte { return clientRequest(body) }
+
+// CausalKeysForTest exposes the current run's decryption key set, so tests
+// can play a Byzantine replica that tries to read requests early.
+func (s *ABCSuite) CausalKeysForTest() (*tenc.PublicKey, []*tenc.SecretShare, []byte) {
+	return s.dec, s.decSKs, causalLabel
+}
+
+// RequestForTest is what the suite's clients submit for body.
+func (s *ABCSuite) RequestForTest(body string) []byte { return s.request(body) }
