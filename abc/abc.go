@@ -2,10 +2,10 @@ package abc
 
 import (
 	"bytes"
-	"io"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"google.golang.org/protobuf/proto"

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/maftia/maftia/abc"
@@ -111,6 +112,9 @@ func ABC(o Options) *ABCSuite {
 			if err != nil {
 				return nil, err
 			}
+			if o.Broken == "reorder" && id%2 == 0 {
+				return reorderCore{a}, nil
+			}
 			if _, seen := s.cores[id]; !seen {
 				s.cores[id] = a // the first core built for id (Twins build two)
 			}
@@ -144,6 +148,12 @@ func ABC(o Options) *ABCSuite {
 		Attacks:    []sim.Behaviour{abcCensor{}, abcForger{}},
 		Check:      checkABC,
 		Terminated: abcTerminated,
+		Units: func(c *sim.Cluster) int {
+			if correct := c.Correct(); len(correct) > 0 {
+				return len(abcLog(c, correct[0]))
+			}
+			return 0
+		},
 	}
 	return s
 }
@@ -197,6 +207,24 @@ func randomJunk(rng *rand.Rand) []byte {
 		b[i] = byte(rng.Uint32())
 	}
 	return b
+}
+
+// reorderCore is a deliberately broken atomic broadcast: it delivers each
+// batch's requests in reverse order (at even replicas), which the
+// total-order checker must catch.
+type reorderCore struct{ inner *abc.ABC }
+
+func (r reorderCore) Step(ev core.Event, out *core.Output) error {
+	from := len(out.Deliveries)
+	if err := r.inner.Step(ev, out); err != nil {
+		return err
+	}
+	for _, d := range out.Deliveries[from:] {
+		if b, ok := d.Value.(*wire.Batch); ok {
+			slices.Reverse(b.Requests)
+		}
+	}
+	return nil
 }
 
 // abcCensor is a replica that never puts any request in its batches (it
