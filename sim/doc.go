@@ -20,9 +20,12 @@
 // semantically wrong messages, made by the protocol's Mutator), replay
 // (old messages, also into other instances), garbage (random bytes) and
 // twins (two copies of one replica with the same identity fed different
-// inputs). Invariant checkers registered by each protocol's Suite run after
-// every run; a generic one requires that no correct replica is ever
-// accused.
+// inputs). A suite may add protocol-specific attacks (Suite.Attacks: an AVID
+// sender dispersing inconsistent fragments, a CBC sender trying to get two
+// payloads certified) and a per-run Setup (the trusted dealer of threshold
+// keys, seeded by the run seed so keys replay with the seed). Invariant
+// checkers registered by each protocol's Suite run after every run; a
+// generic one requires that no correct replica is ever accused.
 //
 // The simulator does not model cryptography's computational assumptions:
 // Byzantine wrappers cannot forge what they cannot compute, because they

@@ -12,7 +12,9 @@ import (
 	"github.com/maftia/maftia/wire"
 )
 
-// Params configures one broadcast instance.
+// Params configures one broadcast instance. Group and MaxPayload are
+// protocol constants: every replica must use the same values, since the
+// fragment bound and the ⊥ verdict depend on them.
 type Params struct {
 	Group      core.Group
 	Self       core.NodeID
@@ -134,12 +136,7 @@ func (a *AVID) Ops() Ops { return a.ops }
 
 // Encode marshals an AVID message.
 func Encode(m *wire.AVID) []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		// Marshalling a well-typed message with bounded fields cannot fail.
-		panic(fmt.Sprintf("avid: marshal: %v", err))
-	}
-	return b
+	return wire.Marshal(m)
 }
 
 // Decode parses and validates an AVID message from the network for a
@@ -149,7 +146,9 @@ func Encode(m *wire.AVID) []byte {
 func Decode(b []byte, g core.Group, maxPayload int) (*wire.AVID, error) {
 	var m wire.AVID
 	if err := proto.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: avid: %v", wire.ErrMalformed, err)
+		// protobuf-go randomises its error texts between builds; evidence
+		// and traces must be reproducible, so report only the fact.
+		return nil, fmt.Errorf("%w: avid: %d bytes are not a protobuf message", wire.ErrMalformed, len(b))
 	}
 	if len(m.Root) != sha256.Size {
 		return nil, fmt.Errorf("%w: avid: root of %d bytes", wire.ErrMalformed, len(m.Root))

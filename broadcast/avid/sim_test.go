@@ -95,3 +95,30 @@ func TestSameSeedSameTrace(t *testing.T) {
 		}
 	}
 }
+
+// Communication complexity: per replica AVID sends about (n+1)|m|/(f+1)
+// bytes where Bracha's RBC sends (n+1)|m| — checked, not just claimed, for
+// a 64 KiB payload (docs/PERFORMANCE.md has the full table).
+func TestAVIDBytesPerReplicaAgainstRBC(t *testing.T) {
+	const size = 64 << 10
+	for _, sz := range []sim.Size{{N: 4, F: 1}, {N: 7, F: 2}, {N: 16, F: 5}} {
+		bytesOf := func(proto string) float64 {
+			s, err := suites.Get(proto, suites.Options{PayloadSize: size})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := sim.Run(s, sim.Config{N: sz.N, F: sz.F, Seed: 1, NoFaults: true})
+			if !res.OK() || res.Stats.Deliveries != uint64(sz.N) {
+				t.Fatalf("%s n=%d: %v", proto, sz.N, res.Violations)
+			}
+			return float64(res.Stats.Bytes) / float64(sz.N)
+		}
+		a, r := bytesOf("avid"), bytesOf("rbc")
+		perPayloadA, perPayloadR := a/size, r/size
+		wantA := float64(sz.N+1) / float64(sz.F+1)
+		if perPayloadA > 1.05*wantA || perPayloadR < float64(sz.N+1) {
+			t.Errorf("n=%d: AVID %.2f×|m| per replica (want ≈ %.2f), RBC %.2f×|m| (want ≥ %d)", sz.N, perPayloadA, wantA, perPayloadR, sz.N+1)
+		}
+		t.Logf("n=%d f=%d, 64 KiB: AVID %.0f B/replica (%.2f×|m|), RBC %.0f B/replica (%.2f×|m|), RBC/AVID %.1f", sz.N, sz.F, a, perPayloadA, r, perPayloadR, r/a)
+	}
+}

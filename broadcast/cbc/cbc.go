@@ -20,14 +20,16 @@ type Params struct {
 	Sender     core.NodeID
 	MaxPayload int // largest payload accepted, in bytes
 
-	// Key is the public part of the group's certificate key set; its
-	// threshold is the number of signature shares a certificate needs.
-	// maftia deals it with threshold n−f (core.Group.Quorum); Check accepts
+	// Key is the public part of the group's certificate key set
+	// (keys.Cluster.Quorum); its threshold is the number of signature
+	// shares a certificate needs. maftia deals it with threshold n−f
+	// (keys.Thresholds, core.Group.Quorum); Check accepts
 	// any threshold in [⌈(n+f+1)/2⌉, n−f]: at least ⌈(n+f+1)/2⌉ so that two
 	// certificates share a correct signer (consistency), at most n−f so the
 	// correct replicas alone can certify (validity).
 	Key *tsig.PublicKey
-	// Share is this replica's secret share (index Self) of that key set.
+	// Share is this replica's secret share (index Self) of that key
+	// (keys.Private.Quorum).
 	Share *tsig.SecretShare
 
 	// UnsafeAnyThreshold skips the lower bound on Key's threshold. It
@@ -140,12 +142,12 @@ func (c Certified) String() string {
 
 // Ops counts the cryptographic work one instance did, for benchmarks.
 type Ops struct {
-	SignShares   int // signature shares produced (one hash-to-curve + one exponentiation)
-	ShareChecks  int // shares verified one by one (one pairing check each)
-	Combines     int // Lagrange interpolations
-	SigChecks    int // combined signatures verified (one pairing check each)
-	BadShares    int // invalid shares named by the fallback
-	BadFinals    int // FINALs whose certificate failed
+	SignShares  int // signature shares produced (one hash-to-curve + one exponentiation)
+	ShareChecks int // shares verified one by one (one pairing check each)
+	Combines    int // Lagrange interpolations
+	SigChecks   int // combined signatures verified (one pairing check each)
+	BadShares   int // invalid shares named by the fallback
+	BadFinals   int // FINALs whose certificate failed
 }
 
 // CBC is one consistent-broadcast instance at one replica.
@@ -215,12 +217,7 @@ func (c *CBC) Ops() Ops { return c.ops }
 
 // Encode marshals a CBC message.
 func Encode(m *wire.CBC) []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		// Marshalling a well-typed message with bounded fields cannot fail.
-		panic(fmt.Sprintf("cbc: marshal: %v", err))
-	}
-	return b
+	return wire.Marshal(m)
 }
 
 // Decode parses and validates a CBC message from the network: SEND carries
@@ -230,7 +227,9 @@ func Encode(m *wire.CBC) []byte {
 func Decode(b []byte, maxPayload int) (*wire.CBC, error) {
 	var m wire.CBC
 	if err := proto.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: cbc: %v", wire.ErrMalformed, err)
+		// protobuf-go randomises its error texts between builds; evidence
+		// and traces must be reproducible, so report only the fact.
+		return nil, fmt.Errorf("%w: cbc: %d bytes are not a protobuf message", wire.ErrMalformed, len(b))
 	}
 	if len(m.Value) > maxPayload {
 		return nil, fmt.Errorf("%w: cbc: value of %d bytes > %d", wire.ErrMalformed, len(m.Value), maxPayload)

@@ -82,7 +82,7 @@ Every run is determined by its seed: --seed S --seeds 1 --trace replays one.`,
 	fl.IntVar(&seeds, "seeds", 100, "number of schedules (seeds) to run")
 	fl.Uint64Var(&first, "seed", 0, "first seed")
 	fl.StringVar(&byz, "byzantine", "", "comma-separated Byzantine behaviours (default: all)")
-	fl.StringVar(&broken, "broken", "", "run a deliberately broken variant (e.g. rbc: deliver-on-first-echo)")
+	fl.StringVar(&broken, "broken", "", "run a deliberately broken variant (rbc: deliver-on-first-echo; avid: skip-reencode; cbc: certify-with-f)")
 	fl.IntVar(&payload, "payload", 0, "payload size in bytes (0: short strings)")
 	fl.BoolVar(&trace, "trace", false, "print the full trace of the first seed")
 	fl.IntVar(&traceLines, "trace-lines", 40, "trace lines shown per failing seed")

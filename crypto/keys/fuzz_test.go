@@ -30,3 +30,13 @@ func FuzzParsePrivate(f *testing.F) {
 		_, _ = ParsePrivate(b, fuzzCluster)
 	})
 }
+
+func FuzzParseClientPrivate(f *testing.F) {
+	c := *fuzzCluster
+	cls, _ := c.AddClients(rand.Reader, 1)
+	f.Add(MarshalClientPrivate(&c, cls[0]))
+	f.Add([]byte("format: maftia-client-key/v1\nid: 0\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseClientPrivate(b, &c)
+	})
+}

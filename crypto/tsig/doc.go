@@ -45,6 +45,11 @@
 // soundness rests on the pairing check (ErrInvalidShare), which a share with
 // forged tags still fails. No input bytes make this package panic (fuzzed).
 //
+// Callers must also check that a share's Index equals the NodeID of the
+// authenticated sender it came from: otherwise one Byzantine member could
+// submit shares under several indices (its own valid share plus forgeries
+// that are merely rejected, or replays of other members' shares).
+//
 // # Batch verification
 //
 // BatchVerifyShares checks k shares on one message with a random linear
@@ -56,11 +61,14 @@
 //
 // github.com/supranational/blst is constant-time, formally verified in parts,
 // audited, implements RFC 9380 hash-to-curve exactly (tested here against the
-// RFC's Appendix J.9.1 vectors), and is the most widely deployed BLS12-381
+// RFC's Appendix J.9.1 vectors, and against a signature published by drand's
+// quicknet, a production threshold-BLS beacon of the same min-sig shape), and is the most widely deployed BLS12-381
 // library (Ethereum clients). Alternatives considered: gnark-crypto (pure Go,
 // no cgo, slower pairing) and kilic/bls12-381 (unmaintained). blst needs cgo;
 // its Go binding panics on wrong argument types, takes little-endian scalars
 // in Mult, and leaves subgroup checks to the caller — all confined to this
 // package. Secret polynomial arithmetic uses blst's scalar operations;
-// public Lagrange coefficients use math/big.
+// public Lagrange coefficients use math/big. blst's multi-scalar
+// multiplication may fan out over internal goroutines that are joined before
+// the call returns; results are deterministic.
 package tsig

@@ -17,6 +17,8 @@ import (
 // etcd-io/raft's interaction tests. Commands:
 //
 //	add-nodes n=4 f=1 [byz=(4:equivocate,3:silent)] [seed=1]
+//	                                (behaviours: sim.ParseBehaviour's or the
+//	                                suite's Attacks, by name)
 //	input <id> v=<value>            hand the protocol's input to a replica
 //	deliver [type=ECHO] [from=(1,2)] [to=(3)] [drop=(3)]
 //	                                deliver (or drop, for drop's recipients)
@@ -101,6 +103,7 @@ func (s *Script) exec(td *datadriven.TestData) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		suite := s.Suite()
 		byz := map[core.NodeID]sim.Behaviour{}
 		for _, a := range td.CmdArgs {
 			if a.Key != "byz" {
@@ -113,6 +116,10 @@ func (s *Script) exec(td *datadriven.TestData) (string, error) {
 					if !ok || err != nil {
 						return "", fmt.Errorf("byz: want id:behaviour, got %q", part)
 					}
+					if i := slices.IndexFunc(suite.Attacks, func(b sim.Behaviour) bool { return b.Name() == name }); i >= 0 {
+						byz[core.NodeID(n)] = suite.Attacks[i]
+						continue
+					}
 					b, err := sim.ParseBehaviour(name)
 					if err != nil {
 						return "", err
@@ -121,7 +128,6 @@ func (s *Script) exec(td *datadriven.TestData) (string, error) {
 				}
 			}
 		}
-		suite := s.Suite()
 		g, err := core.NewGroup(n, f, suite.Resilience)
 		if err != nil {
 			return "", err

@@ -2,7 +2,6 @@ package suites
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand/v2"
 
 	"google.golang.org/protobuf/proto"
@@ -84,7 +83,7 @@ func (st *avidSuite) host(id core.NodeID, g core.Group, records []core.Record) c
 		}
 		return inner, nil
 	}, 64, 8<<20)
-	h := host(id, mux)
+	h := host(id, mux, st.o.InlineChecks)
 	if pc, ok := h.(*prechecked); ok {
 		st.run.Hosts[id] = pc
 	}
@@ -173,16 +172,6 @@ func (b *noReencode) Finished() bool {
 // Byzantine sender commit to fragments that are not one encoding.
 func AVID(o Options) *sim.Suite {
 	st := &avidSuite{o: o}
-	payload := func(rng *rand.Rand, s core.NodeID) []byte {
-		if o.PayloadSize > 0 {
-			b := make([]byte, o.PayloadSize)
-			for i := range b {
-				b[i] = byte(rng.Uint32())
-			}
-			return b
-		}
-		return fmt.Appendf(nil, "v%d-%d", s, rng.IntN(1000))
-	}
 	return &sim.Suite{
 		Name:       "avid",
 		Resilience: core.Async,
@@ -197,29 +186,15 @@ func AVID(o Options) *sim.Suite {
 		Recover: func(id core.NodeID, g core.Group, recs []core.Record) (core.Protocol, error) {
 			return st.host(id, g, recs), nil
 		},
-		Start: func(c *sim.Cluster) {
-			members := c.Group.Members()
-			if o.PayloadSize == 0 && c.Rng.IntN(2) == 0 {
-				for _, s := range members {
-					c.Input(s, core.Input{Instance: avidInstance(s), Value: payload(c.Rng, s)})
-				}
-				return
-			}
-			s := members[c.Rng.IntN(len(members))]
-			if byz := byzantineIDs(c); len(byz) > 0 && c.Rng.IntN(2) == 0 {
-				s = byz[c.Rng.IntN(len(byz))]
-			}
-			c.Input(s, core.Input{Instance: avidInstance(s), Value: payload(c.Rng, s)})
-		},
+		Start:    func(c *sim.Cluster) { startBroadcasts(c, o, avidInstance) },
 		Describe: func(_ core.InstanceID, p []byte) string { return avid.Describe(p) },
 		Mutate:   mutateAVID,
-		AltInput: func(rng *rand.Rand, in core.Input) core.Input {
-			v, _ := in.Value.([]byte)
-			return core.Input{Instance: in.Instance, Value: append(bytes.Clone(v), "-twin"...)}
+		AltInput: twinInput,
+		Attacks:  []sim.Behaviour{InconsistentFragments{}},
+		Check:    func(c *sim.Cluster) []string { return checkBroadcast(c, "agreement", avidOutcome) },
+		Terminated: func(c *sim.Cluster) bool {
+			return broadcastTerminated(c, avidInstance, true)
 		},
-		Attacks:    []sim.Behaviour{InconsistentFragments{}},
-		Check:      checkAVID,
-		Terminated: avidTerminated,
 	}
 }
 
@@ -330,77 +305,8 @@ func (s *inconsistentSender) Step(ev core.Event, out *core.Output) error {
 
 // avidOutcome renders a delivery so outcomes compare: the payload, or ⊥.
 func avidOutcome(v any) string {
-	switch x := v.(type) {
-	case []byte:
-		return "payload:" + string(x)
-	case avid.Invalid:
+	if x, ok := v.(avid.Invalid); ok {
 		return x.String()
 	}
-	return fmt.Sprintf("unexpected %T", v)
-}
-
-func checkAVID(c *sim.Cluster) []string {
-	var v []string
-	byInst := map[core.InstanceID]map[core.NodeID][]any{}
-	for _, id := range c.Correct() {
-		for _, d := range c.Deliveries(id) {
-			if byInst[d.Instance] == nil {
-				byInst[d.Instance] = map[core.NodeID][]any{}
-			}
-			byInst[d.Instance][id] = append(byInst[d.Instance][id], d.Value)
-		}
-	}
-	for inst, byReplica := range byInst {
-		_, s, _ := inst.Last()
-		sender := core.NodeID(s)
-		var first string
-		var firstBy core.NodeID
-		for _, id := range c.Correct() {
-			vals, ok := byReplica[id]
-			if !ok {
-				continue
-			}
-			if len(vals) > 1 {
-				v = append(v, fmt.Sprintf("integrity: replica %d delivered %s %d times", id, inst, len(vals)))
-			}
-			got := avidOutcome(vals[0])
-			if firstBy == 0 {
-				first, firstBy = got, id
-			} else if got != first {
-				v = append(v, fmt.Sprintf("agreement: %s delivered %.40q at %d but %.40q at %d", inst, first, firstBy, got, id))
-			}
-			if c.IsCorrect(sender) {
-				in := c.Inputs(sender)
-				if len(in) == 0 || got != avidOutcome(in[0].Value) {
-					v = append(v, fmt.Sprintf("integrity: %d delivered %.40q for %s, not the correct sender's input", id, got, inst))
-				}
-			}
-		}
-	}
-	return v
-}
-
-// avidTerminated: validity and totality, as for Bracha's broadcast.
-func avidTerminated(c *sim.Cluster) bool {
-	delivered := map[core.InstanceID]int{}
-	for _, id := range c.Correct() {
-		seen := map[core.InstanceID]bool{}
-		for _, d := range c.Deliveries(id) {
-			if !seen[d.Instance] {
-				seen[d.Instance] = true
-				delivered[d.Instance]++
-			}
-		}
-	}
-	for _, s := range c.Correct() {
-		if len(c.Inputs(s)) > 0 && delivered[avidInstance(s)] != len(c.Correct()) {
-			return false
-		}
-	}
-	for _, k := range delivered {
-		if k != len(c.Correct()) {
-			return false
-		}
-	}
-	return true
+	return bytesOutcome(v)
 }

@@ -2,12 +2,14 @@ package suites
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 
 	"github.com/maftia/maftia/broadcast/cbc"
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/crypto/tsig"
 	"github.com/maftia/maftia/sim"
 	"github.com/maftia/maftia/wire"
@@ -18,9 +20,6 @@ func init() { register("cbc", CBC) }
 // cbcInstance names the consistent broadcast whose sender is s.
 func cbcInstance(s core.NodeID) core.InstanceID { return core.RootN("cbc", uint64(s)) }
 
-// cbcDST separates the simulator's certificate keys from every other use.
-var cbcDST = []byte("MAFTIA-CBC-V01-CS01-with-BLS12381G1_XMD:SHA-256_SSWU_RO_")
-
 // CBCRun is what one CBC run built, for benchmarks.
 type CBCRun struct {
 	Key       *tsig.PublicKey
@@ -28,6 +27,7 @@ type CBCRun struct {
 	Instances map[core.NodeID][]*cbc.CBC
 	Hosts     map[core.NodeID]*prechecked
 	Byzantine []core.NodeID
+	certOK    map[string]bool
 }
 
 // Ops sums the cryptographic work of the given replicas' instances;
@@ -66,17 +66,20 @@ func LastCBCRun(s *sim.Suite) *CBCRun {
 	return nil
 }
 
-// threshold is the certificate threshold: the key set's quorum n−f, or f
-// for the deliberately broken variant.
+// threshold is the certificate threshold: the key set's quorum threshold
+// (keys.Thresholds: n−f), or f for the deliberately broken variant.
 func (st *cbcSuite) threshold(g core.Group) int {
 	if st.o.Broken == "certify-with-f" {
 		return max(g.F(), 1)
 	}
-	return g.Quorum()
+	quorum, _, _, _ := keys.Thresholds(g.N(), g.F())
+	return quorum
 }
 
-// setup is the trusted dealer of one run: keys from a reader seeded by the
-// run seed, so a seed replays exactly. Dealing is cached per (n, t, seed).
+// setup is the trusted dealer of one run: the quorum key of a key set (as
+// keys.Generate deals it: threshold n−f, DST keys.DSTQuorum) from a reader
+// seeded by the run seed, so a seed replays exactly. Dealing is cached per
+// (n, t, seed).
 func (st *cbcSuite) setup(g core.Group, seed uint64) error {
 	t := st.threshold(g)
 	k := [3]uint64{uint64(g.N()), uint64(t), seed}
@@ -85,7 +88,7 @@ func (st *cbcSuite) setup(g core.Group, seed uint64) error {
 	}
 	dealt, ok := st.keys[k]
 	if !ok {
-		pub, shares, err := tsig.Deal(newSeededReader("cbc", seed), g.N(), t, cbcDST)
+		pub, shares, err := tsig.Deal(newSeededReader("cbc", seed), g.N(), t, []byte(keys.DSTQuorum))
 		if err != nil {
 			return fmt.Errorf("cbc suite: deal: %w", err)
 		}
@@ -125,7 +128,7 @@ func (st *cbcSuite) host(id core.NodeID, g core.Group, records []core.Record) co
 		st.run.Instances[id] = append(st.run.Instances[id], c)
 		return c, nil
 	}, 64, 8<<20)
-	h := host(id, mux)
+	h := host(id, mux, st.o.InlineChecks)
 	if pc, ok := h.(*prechecked); ok {
 		st.run.Hosts[id] = pc
 	}
@@ -140,16 +143,6 @@ func (st *cbcSuite) host(id core.NodeID, g core.Group, records []core.Record) co
 // ⌈(n+f+1)/2⌉ consistency bound.
 func CBC(o Options) *sim.Suite {
 	st := &cbcSuite{o: o}
-	payload := func(rng *rand.Rand, s core.NodeID) []byte {
-		if o.PayloadSize > 0 {
-			b := make([]byte, o.PayloadSize)
-			for i := range b {
-				b[i] = byte(rng.Uint32())
-			}
-			return b
-		}
-		return fmt.Appendf(nil, "v%d-%d", s, rng.IntN(1000))
-	}
 	return &sim.Suite{
 		Name:       "cbc",
 		Resilience: core.Async,
@@ -163,28 +156,17 @@ func CBC(o Options) *sim.Suite {
 		},
 		Start: func(c *sim.Cluster) {
 			st.run.Byzantine = byzantineIDs(c)
-			members := c.Group.Members()
-			if o.PayloadSize == 0 && c.Rng.IntN(2) == 0 {
-				for _, s := range members {
-					c.Input(s, core.Input{Instance: cbcInstance(s), Value: payload(c.Rng, s)})
-				}
-				return
-			}
-			s := members[c.Rng.IntN(len(members))]
-			if byz := st.run.Byzantine; len(byz) > 0 && c.Rng.IntN(2) == 0 {
-				s = byz[c.Rng.IntN(len(byz))]
-			}
-			c.Input(s, core.Input{Instance: cbcInstance(s), Value: payload(c.Rng, s)})
+			startBroadcasts(c, o, cbcInstance)
 		},
 		Describe: func(_ core.InstanceID, p []byte) string { return cbc.Describe(p) },
 		Mutate:   st.mutate,
-		AltInput: func(rng *rand.Rand, in core.Input) core.Input {
-			v, _ := in.Value.([]byte)
-			return core.Input{Instance: in.Instance, Value: append(bytes.Clone(v), "-twin"...)}
+		AltInput: twinInput,
+		Attacks:  []sim.Behaviour{DoubleCertify{st: st}},
+		Check:    st.check,
+		Terminated: func(c *sim.Cluster) bool {
+			// Validity only: consistent broadcast promises no totality.
+			return broadcastTerminated(c, cbcInstance, false)
 		},
-		Attacks:    []sim.Behaviour{DoubleCertify{st: st}},
-		Check:      checkCBC,
-		Terminated: cbcTerminated,
 	}
 }
 
@@ -212,7 +194,7 @@ func (st *cbcSuite) mutate(rng *rand.Rand, inst core.InstanceID, p []byte) []byt
 		if rng.IntN(2) == 0 {
 			m.Digest = bytes.Clone(m.Digest)
 			m.Digest[rng.IntN(len(m.Digest))] ^= 1 << rng.IntN(8)
-		} else if j := junkPoint(uint32(m.Share[0])<<24 | uint32(m.Share[1])<<16 | uint32(m.Share[2])<<8 | uint32(m.Share[3])); j != nil {
+		} else if j := junkPoint(binary.BigEndian.Uint32(m.Share)); j != nil {
 			sh := bytes.Clone(m.Share)
 			copy(sh[4+2*tsig.TagSize:], j[4+2*tsig.TagSize:]) // keep index, key id and tag
 			m.Share = sh
@@ -351,72 +333,38 @@ func (b *doubleCertifier) combine(out *core.Output) {
 	}
 }
 
-func checkCBC(c *sim.Cluster) []string {
+// check is consistency (agreement on the payload), integrity, and that
+// every delivered certificate verifies. Certificates are unique (BLS), so
+// each distinct one is verified once per run.
+func (st *cbcSuite) check(c *sim.Cluster) []string {
 	var v []string
-	byInst := map[core.InstanceID]map[core.NodeID][]cbc.Certified{}
+	run := st.run
+	if run.certOK == nil {
+		run.certOK = map[string]bool{}
+	}
+	outcome := func(x any) string {
+		switch y := x.(type) {
+		case cbc.Certified:
+			return bytesOutcome(y.Value)
+		}
+		return bytesOutcome(x)
+	}
 	for _, id := range c.Correct() {
 		for _, d := range c.Deliveries(id) {
-			if byInst[d.Instance] == nil {
-				byInst[d.Instance] = map[core.NodeID][]cbc.Certified{}
-			}
 			x, ok := d.Value.(cbc.Certified)
 			if !ok {
-				v = append(v, fmt.Sprintf("integrity: replica %d delivered a %T", id, d.Value))
-				continue
+				continue // reported by checkBroadcast as an unexpected outcome
 			}
-			byInst[d.Instance][id] = append(byInst[d.Instance][id], x)
-		}
-	}
-	var key *tsig.PublicKey
-	if st, ok := c.Suite.State.(*cbcSuite); ok && st.run != nil {
-		key = st.run.Key
-	}
-	for inst, byReplica := range byInst {
-		_, s, _ := inst.Last()
-		sender := core.NodeID(s)
-		var first []byte
-		var firstBy core.NodeID
-		for _, id := range c.Correct() {
-			vals, ok := byReplica[id]
-			if !ok {
-				continue
+			k := fmt.Sprintf("%s|%x|%x", d.Instance, x.Value, x.Signature)
+			valid, seen := run.certOK[k]
+			if !seen {
+				valid = cbc.VerifyCertificate(run.Key, d.Instance, x.Value, x.Signature) == nil
+				run.certOK[k] = valid
 			}
-			if len(vals) > 1 {
-				v = append(v, fmt.Sprintf("integrity: replica %d delivered %s %d times", id, inst, len(vals)))
-			}
-			got := vals[0]
-			if key != nil && cbc.VerifyCertificate(key, inst, got.Value, got.Signature) != nil {
-				v = append(v, fmt.Sprintf("certificate: replica %d delivered %q for %s with an invalid certificate", id, got.Value, inst))
-			}
-			if firstBy == 0 {
-				first, firstBy = got.Value, id
-			} else if !bytes.Equal(got.Value, first) {
-				v = append(v, fmt.Sprintf("agreement (consistency): %s delivered %q at %d but %q at %d", inst, first, firstBy, got.Value, id))
-			}
-			if c.IsCorrect(sender) {
-				in := c.Inputs(sender)
-				if len(in) == 0 || !bytes.Equal(in[0].Value.([]byte), got.Value) {
-					v = append(v, fmt.Sprintf("integrity: %d delivered %q for %s, not the correct sender's input", id, got.Value, inst))
-				}
+			if !valid {
+				v = append(v, fmt.Sprintf("certificate: replica %d delivered %q for %s with an invalid certificate", id, x.Value, d.Instance))
 			}
 		}
 	}
-	return v
-}
-
-// cbcTerminated: validity only — every correct sender's broadcast is
-// delivered by every correct replica. Consistent broadcast promises no
-// totality for a Byzantine sender.
-func cbcTerminated(c *sim.Cluster) bool {
-	for _, s := range c.Correct() {
-		if len(c.Inputs(s)) == 0 {
-			continue
-		}
-		for _, id := range c.Correct() {
-			if !slices.ContainsFunc(c.Deliveries(id), func(d sim.Delivered) bool { return d.Instance == cbcInstance(s) }) {
-				return false
-			}
-		}
-	}
-	return true
+	return append(v, checkBroadcast(c, "agreement (consistency)", outcome)...)
 }

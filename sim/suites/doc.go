@@ -17,6 +17,10 @@ type Options struct {
 	Broken string
 	// PayloadSize is the size of broadcast payloads (0: small strings).
 	PayloadSize int
+	// InlineChecks runs every replica without the Precheck host (by
+	// default odd replicas verify in Precheck, even ones inline in Step),
+	// so benchmarks find all cryptographic work counted inside the cores.
+	InlineChecks bool
 }
 
 var registry = map[string]func(Options) *sim.Suite{}

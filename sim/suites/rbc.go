@@ -2,9 +2,7 @@ package suites
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand/v2"
-	"slices"
 
 	"github.com/maftia/maftia/broadcast/rbc"
 	"github.com/maftia/maftia/core"
@@ -70,16 +68,6 @@ func (e *earlyDeliverer) Step(ev core.Event, out *core.Output) error {
 // sender or lets every replica broadcast concurrently; a Byzantine sender
 // is chosen often so equivocating senders are well covered.
 func RBC(o Options) *sim.Suite {
-	payload := func(rng *rand.Rand, s core.NodeID) []byte {
-		if o.PayloadSize > 0 {
-			b := make([]byte, o.PayloadSize)
-			for i := range b {
-				b[i] = byte(rng.Uint32())
-			}
-			return b
-		}
-		return fmt.Appendf(nil, "v%d-%d", s, rng.IntN(1000))
-	}
 	return &sim.Suite{
 		Name:       "rbc",
 		Resilience: core.Async,
@@ -89,28 +77,14 @@ func RBC(o Options) *sim.Suite {
 		Recover: func(id core.NodeID, g core.Group, recs []core.Record) (core.Protocol, error) {
 			return rbcHost(id, g, recs, o.Broken), nil
 		},
-		Start: func(c *sim.Cluster) {
-			members := c.Group.Members()
-			if c.Rng.IntN(2) == 0 {
-				for _, s := range members {
-					c.Input(s, core.Input{Instance: rbcInstance(s), Value: payload(c.Rng, s)})
-				}
-				return
-			}
-			s := members[c.Rng.IntN(len(members))]
-			if byz := byzantineIDs(c); len(byz) > 0 && c.Rng.IntN(2) == 0 {
-				s = byz[c.Rng.IntN(len(byz))]
-			}
-			c.Input(s, core.Input{Instance: rbcInstance(s), Value: payload(c.Rng, s)})
-		},
+		Start:    func(c *sim.Cluster) { startBroadcasts(c, o, rbcInstance) },
 		Describe: func(_ core.InstanceID, p []byte) string { return rbc.Describe(p) },
 		Mutate:   mutateRBC,
-		AltInput: func(rng *rand.Rand, in core.Input) core.Input {
-			v, _ := in.Value.([]byte)
-			return core.Input{Instance: in.Instance, Value: append(bytes.Clone(v), "-twin"...)}
+		AltInput: twinInput,
+		Check:    func(c *sim.Cluster) []string { return checkBroadcast(c, "agreement", bytesOutcome) },
+		Terminated: func(c *sim.Cluster) bool {
+			return broadcastTerminated(c, rbcInstance, true)
 		},
-		Check:      checkRBC,
-		Terminated: rbcTerminated,
 	}
 }
 
@@ -149,74 +123,4 @@ func mutateRBC(rng *rand.Rand, _ core.InstanceID, p []byte) []byte {
 		}
 	}
 	return rbc.Encode(m)
-}
-
-// rbcDeliveries maps instance → correct replica → delivered values.
-func rbcDeliveries(c *sim.Cluster) map[core.InstanceID]map[core.NodeID][][]byte {
-	d := map[core.InstanceID]map[core.NodeID][][]byte{}
-	for _, id := range c.Correct() {
-		for _, x := range c.Deliveries(id) {
-			if d[x.Instance] == nil {
-				d[x.Instance] = map[core.NodeID][][]byte{}
-			}
-			v, _ := x.Value.([]byte)
-			d[x.Instance][id] = append(d[x.Instance][id], v)
-		}
-	}
-	return d
-}
-
-func checkRBC(c *sim.Cluster) []string {
-	var v []string
-	all := rbcDeliveries(c)
-	insts := make([]core.InstanceID, 0, len(all))
-	for inst := range all {
-		insts = append(insts, inst)
-	}
-	slices.Sort(insts)
-	for _, inst := range insts {
-		byReplica := all[inst]
-		_, s, _ := inst.Last()
-		sender := core.NodeID(s)
-		var first []byte
-		var firstBy core.NodeID
-		for _, id := range c.Correct() {
-			vals, ok := byReplica[id]
-			if !ok {
-				continue
-			}
-			if len(vals) > 1 { // integrity: at most once
-				v = append(v, fmt.Sprintf("integrity: replica %d delivered %s %d times", id, inst, len(vals)))
-			}
-			if firstBy == 0 {
-				first, firstBy = vals[0], id
-			} else if !bytes.Equal(vals[0], first) { // agreement
-				v = append(v, fmt.Sprintf("agreement: %s delivered %q at %d but %q at %d", inst, first, firstBy, vals[0], id))
-			}
-			if c.IsCorrect(sender) { // integrity: only what a correct sender sent
-				in := c.Inputs(sender)
-				if len(in) == 0 || !bytes.Equal(in[0].Value.([]byte), vals[0]) {
-					v = append(v, fmt.Sprintf("integrity: %d delivered %q for %s, not the correct sender's input", id, vals[0], inst))
-				}
-			}
-		}
-	}
-	return v
-}
-
-// rbcTerminated: validity (a correct sender's broadcast is delivered by all
-// correct replicas) and totality (one correct delivery implies all).
-func rbcTerminated(c *sim.Cluster) bool {
-	d := rbcDeliveries(c)
-	for _, s := range c.Correct() {
-		if len(c.Inputs(s)) > 0 && len(d[rbcInstance(s)]) != len(c.Correct()) {
-			return false
-		}
-	}
-	for _, byReplica := range d {
-		if len(byReplica) != len(c.Correct()) {
-			return false
-		}
-	}
-	return true
 }
