@@ -41,8 +41,9 @@ type Params struct {
 	// Valid is the deterministic request predicate (client signature);
 	// invalid requests are dropped at every correct replica alike.
 	Valid func(request []byte) bool
-	// BatchSize is the most requests a replica disseminates per epoch.
-	BatchSize int
+	// BatchSize is the most requests a replica disseminates per epoch, and
+	// MaxBatchBytes the most bytes of requests (the AVID payload bound).
+	BatchSize, MaxBatchBytes int
 	// MaxRequest bounds one request; MaxPending the local queue.
 	MaxRequest, MaxPending int
 	// Decrypt, DecryptKey and Label enable secure causal atomic broadcast
@@ -67,7 +68,7 @@ type Params struct {
 func DefaultParams(g core.Group, self core.NodeID, c *coin.Coin, coinKey *tsig.SecretShare,
 	proof *tsig.PublicKey, proofKey *tsig.SecretShare, valid func([]byte) bool) Params {
 	return Params{Group: g, Self: self, Coin: c, CoinKey: coinKey, Proof: proof, ProofKey: proofKey, Valid: valid,
-		BatchSize: 256, MaxRequest: 64 << 10, MaxPending: 1 << 16, Window: 4, Retain: 64, Dedup: 16}
+		BatchSize: 256, MaxBatchBytes: 4 << 20, MaxRequest: 64 << 10, MaxPending: 1 << 16, Window: 4, Retain: 64, Dedup: 16}
 }
 
 // Check validates the parameters, refusing n < 3f+1.
@@ -83,6 +84,8 @@ func (p Params) Check() error {
 		return fmt.Errorf("abc: proof key threshold %d, want f+1 = %d", p.Proof.Threshold(), p.Group.F()+1)
 	case p.Decrypt != nil && (p.DecryptKey == nil || p.Rand == nil || p.Decrypt.Threshold() != p.Group.F()+1):
 		return errors.New("abc: causal mode needs DecryptKey, Rand and a decryption threshold of f+1")
+	case p.MaxBatchBytes < p.MaxRequest || p.MaxBatchBytes > wire.DefaultMaxPayload-batchOverhead(p.BatchSize):
+		return fmt.Errorf("abc: MaxBatchBytes %d must be in [MaxRequest, %d]", p.MaxBatchBytes, wire.DefaultMaxPayload-batchOverhead(p.BatchSize))
 	case p.BatchSize < 1 || p.MaxRequest < 1 || p.MaxPending < 1 || p.Window < 2 || p.Retain < 1 || p.Dedup < 1:
 		return errors.New("abc: BatchSize, MaxRequest, MaxPending, Retain, Dedup must be positive and Window ≥ 2")
 	}
@@ -316,7 +319,7 @@ func (a *ABC) stepAVID(ep *epoch, j core.NodeID, ev core.Event, out *core.Output
 	inst := ep.inst.ChildN("avid", uint64(j))
 	if ep.avids[j-1] == nil {
 		av, err := avid.New(inst, avid.Params{Group: a.p.Group, Self: a.p.Self, Sender: j,
-			MaxPayload: a.p.BatchSize*(a.p.MaxRequest+8) + 64})
+			MaxPayload: a.p.MaxBatchBytes + batchOverhead(a.p.BatchSize)})
 		if err != nil {
 			return err
 		}
@@ -549,6 +552,9 @@ func (a *ABC) start(ep *epoch, out *core.Output) error {
 	return a.stepAVID(ep, a.p.Self, core.Input{Instance: ep.inst.ChildN("avid", uint64(a.p.Self)), Value: encode(batch)}, out)
 }
 
+// batchOverhead bounds the protobuf framing of a batch of k requests.
+func batchOverhead(k int) int { return 16*k + 64 }
+
 // hasFresh reports whether some queued request could go into epoch e's batch.
 func (a *ABC) hasFresh(e uint64) bool {
 	for _, q := range a.pending {
@@ -566,18 +572,20 @@ func (a *ABC) hasFresh(e uint64) bool {
 func (a *ABC) selectBatch(e uint64) [][]byte {
 	n := uint64(a.p.Group.N())
 	var picked [][]byte
+	size := 0
 	for pass := 0; pass < 2 && len(picked) < a.p.BatchSize; pass++ {
 		for i := range a.pending {
 			q := &a.pending[i]
 			if len(picked) == a.p.BatchSize {
 				break
 			}
-			if q.inflight != 0 {
+			if q.inflight != 0 || size+len(q.req) > a.p.MaxBatchBytes {
 				continue
 			}
 			mine := binary.BigEndian.Uint64(q.digest[:8])%n == uint64(a.p.Self-1)
 			if (pass == 0 && mine) || (pass == 1 && !mine && e >= q.since+2) {
 				q.inflight = e + 1
+				size += len(q.req)
 				picked = append(picked, q.req)
 			}
 		}
