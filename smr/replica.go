@@ -142,7 +142,7 @@ func (r *Replica) submit(req *wire.ClientRequest, out *core.Output) {
 		return
 	}
 	r.scratch.Reset()
-	if err := r.engine.Step(core.Input{Instance: EngineInstance, Value: Submit{Request: b}}, &r.scratch); err != nil {
+	if err := r.engine.Step(core.Input{Instance: EngineInstance, Value: b}, &r.scratch); err != nil {
 		// The engine refusing a local input is a local bug, but a request
 		// must not halt the replica: count it and carry on.
 		r.stats.Malformed++

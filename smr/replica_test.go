@@ -70,7 +70,7 @@ type batchEngine struct {
 func (e *batchEngine) Step(ev core.Event, out *core.Output) error {
 	switch x := ev.(type) {
 	case core.Input:
-		e.pending = append(e.pending, x.Value.(Submit).Request)
+		e.pending = append(e.pending, x.Value.([]byte))
 	case core.Message:
 		e.seq++
 		out.Deliver(EngineInstance, &wire.Batch{Seq: e.seq, Requests: e.pending})

@@ -19,14 +19,10 @@ type FSM interface {
 	Restore(snapshot []byte) error
 }
 
-// Submit is the core.Input value an Engine takes: one request, already
-// authenticated by the replica that received it from the client.
-type Submit struct {
-	Request []byte
-}
-
 // The Engine contract. An ordering engine is a core.Protocol (package core)
-// that takes Submit inputs and delivers *wire.Batch values with
+// rooted at EngineInstance that takes core.Input{Value: []byte} — one
+// encoded client request, already authenticated by the replica that
+// received it — and delivers *wire.Batch values with
 // consecutive sequence numbers from 1 such that:
 //   - agreement and total order: correct replicas deliver the same batches
 //     in the same order;
