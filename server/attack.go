@@ -9,6 +9,7 @@ import (
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/crypto/tsig"
+	"github.com/maftia/maftia/smr"
 	"github.com/maftia/maftia/transport"
 	"github.com/maftia/maftia/wire"
 )
@@ -50,34 +51,35 @@ func ParseAttack(s string) (Attack, error) {
 	return "", fmt.Errorf("unknown attack %q (want one of %v)", s, Attacks)
 }
 
-func wrapTransport(t transport.Transport, a Attack, self core.NodeID, g core.Group, p *keys.Private) transport.Transport {
-	switch a {
-	case AttackSilent:
-		return silentTransport{t}
-	case AttackInvalidShares:
-		return &mutatingTransport{Transport: t, n: g.N(), key: p.Reply}
-	}
-	return t
+func wrapTransport(t transport.Transport, attack func() Attack, g core.Group, p *keys.Private) transport.Transport {
+	return &byzTransport{Transport: t, attack: attack, n: g.N(), key: p.Reply}
 }
 
-// silentTransport drops every outgoing frame.
-type silentTransport struct{ transport.Transport }
-
-func (silentTransport) Send(core.NodeID, []byte)       {}
-func (silentTransport) SendMany([]core.NodeID, []byte) {}
-func (silentTransport) Broadcast([]byte)               {}
-
-// mutatingTransport replaces the proof share of outgoing STORED messages
-// with a well-formed share over other bytes.
-type mutatingTransport struct {
+// byzTransport applies the replica's current attack to outgoing frames:
+// silent drops them, invalid-shares replaces the proof share of STORED
+// messages with a well-formed share over other bytes.
+type byzTransport struct {
 	transport.Transport
-	n   int
-	key *tsig.SecretShare
+	attack func() Attack
+	n      int
+	key    *tsig.SecretShare
 }
 
-func (m *mutatingTransport) mutate(frame []byte) []byte {
+// mutate returns the frame to send (nil: drop it).
+func (m *byzTransport) mutate(frame []byte) []byte {
+	switch m.attack() {
+	case AttackSilent:
+		return nil
+	case AttackInvalidShares:
+	default:
+		return frame
+	}
 	env, err := wire.DecodeEnvelope(frame, m.n, wire.DefaultMaxPayload)
 	if err != nil {
+		return frame
+	}
+	// STORED messages travel on the epoch instance itself: order/e:<n>.
+	if !env.Instance.Within(smr.EngineInstance) || env.Instance.Depth() != smr.EngineInstance.Depth()+1 {
 		return frame
 	}
 	msg, err := abc.Decode(env.Payload)
@@ -97,11 +99,23 @@ func (m *mutatingTransport) mutate(frame []byte) []byte {
 	return out
 }
 
-func (m *mutatingTransport) Send(to core.NodeID, f []byte) { m.Transport.Send(to, m.mutate(f)) }
-func (m *mutatingTransport) SendMany(to []core.NodeID, f []byte) {
-	m.Transport.SendMany(to, m.mutate(f))
+func (m *byzTransport) Send(to core.NodeID, f []byte) {
+	if f = m.mutate(f); f != nil {
+		m.Transport.Send(to, f)
+	}
 }
-func (m *mutatingTransport) Broadcast(f []byte) { m.Transport.Broadcast(m.mutate(f)) }
+
+func (m *byzTransport) SendMany(to []core.NodeID, f []byte) {
+	if f = m.mutate(f); f != nil {
+		m.Transport.SendMany(to, f)
+	}
+}
+
+func (m *byzTransport) Broadcast(f []byte) {
+	if f = m.mutate(f); f != nil {
+		m.Transport.Broadcast(f)
+	}
+}
 
 // corrupt changes a result so that it differs from every correct one.
 func corrupt(b []byte) []byte {

@@ -159,7 +159,7 @@ func (s *Server) serveConn(ctx context.Context, c *clientConn) {
 // refuse counts a refused request and tells the client why.
 func (s *Server) refuse(c *clientConn, client, seq uint64, reason string) {
 	s.m.refused(reason)
-	if c != nil && s.cfg.Attack != AttackSilent {
+	if c != nil && s.Attack() != AttackSilent {
 		c.send(wire.FrameRefused, wire.EncodeRefusal(wire.Refusal{Client: client, Seq: seq, Reason: reason}))
 	}
 }

@@ -26,6 +26,8 @@ type Local struct {
 	Logger  *slog.Logger
 	// Durable: each replica keeps a Pebble store in Dir/data-<id>.
 	Durable bool
+	// BatchSize is handed to every replica (0: the default).
+	BatchSize int
 
 	mu      sync.Mutex
 	servers []*Server
@@ -132,7 +134,7 @@ func (l *Local) Start(id uint32) error {
 		return err
 	}
 	cfg := Config{Cluster: l.Cluster, Private: l.Privs[i], PeerListener: pl, ClientListener: cl, AdminListener: al,
-		Attack: l.Attacks[id], Logger: l.Logger}
+		Attack: l.Attacks[id], Logger: l.Logger, BatchSize: l.BatchSize}
 	if l.Durable {
 		cfg.DataDir = filepath.Join(l.Dir, fmt.Sprintf("data-%d", id))
 	}

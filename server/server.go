@@ -85,11 +85,13 @@ type Server struct {
 	clientLn net.Listener
 	adminLn  net.Listener
 
-	mu      sync.Mutex
-	waiters map[waitKey]*clientConn
-	conns   map[*clientConn]bool
-	stats   atomic.Pointer[smr.Stats]
-	pos     atomic.Uint64
+	mu       sync.Mutex
+	waiters  map[waitKey]*clientConn
+	conns    map[*clientConn]bool
+	stats    atomic.Pointer[smr.Stats]
+	attack   atomic.Pointer[Attack]
+	pos      atomic.Uint64
+	repliesN atomic.Uint64
 }
 
 type waitKey struct{ client, seq uint64 }
@@ -165,7 +167,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.tr = wrapTransport(s.tls, cfg.Attack, s.self, g, p)
+	s.attack.Store(&cfg.Attack)
+	s.tr = wrapTransport(s.tls, s.Attack, g, p)
 
 	// Ordering engine and replication.
 	ap := abc.DefaultParams(g, s.self, c.Coin, p.Coin, c.Reply, p.Reply, s.validRaw)
@@ -259,11 +262,20 @@ func (s *Server) AdminAddr() net.Addr {
 	return s.adminLn.Addr()
 }
 
+// Attack is the replica's current attack ("" when correct).
+func (s *Server) Attack() Attack { return *s.attack.Load() }
+
+// SetAttack turns the replica Byzantine (or correct again) while it runs.
+func (s *Server) SetAttack(a Attack) { s.attack.Store(&a) }
+
 // Status is the runtime's /status document (evidence included).
 func (s *Server) Status() node.Status { return s.nd.Status() }
 
 // Stats are the replication counters (refreshed at every delivery).
 func (s *Server) Stats() smr.Stats { return *s.stats.Load() }
+
+// Replies is the number of signed replies sent to clients.
+func (s *Server) Replies() uint64 { return s.repliesN.Load() }
 
 // Position is the last executed batch.
 func (s *Server) Position() uint64 { return s.pos.Load() }
@@ -318,7 +330,7 @@ func (s *Server) Run(ctx context.Context) error {
 			srv.Shutdown(sctx)
 		}()
 	}
-	s.log.Info("replicated service running", "client_addr", s.clientLn.Addr().String(), "attack", string(s.cfg.Attack))
+	s.log.Info("replicated service running", "client_addr", s.clientLn.Addr().String(), "attack", string(s.Attack()))
 	err := s.nd.Run(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -362,7 +374,7 @@ func (s *Server) replyLoop(ctx context.Context) {
 			continue // the client is not connected here; it retries elsewhere
 		}
 		r := &wire.Reply{Client: e.Client, Seq: e.Seq, Replica: uint32(s.self), Result: e.Result, Position: e.Position}
-		if s.cfg.Attack == AttackCorruptState {
+		if s.Attack() == AttackCorruptState {
 			r.Result = corrupt(r.Result)
 		}
 		smr.SignReply(s.identity, s.digest, r)
@@ -370,11 +382,12 @@ func (s *Server) replyLoop(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		if s.cfg.Attack == AttackSilent {
+		if s.Attack() == AttackSilent {
 			continue
 		}
 		c.send(wire.FrameReply, b)
 		s.m.replies.Inc()
+		s.repliesN.Add(1)
 	}
 }
 

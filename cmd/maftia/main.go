@@ -38,4 +38,8 @@ var subcommands = []func() *cobra.Command{
 	newSimCmd,
 	newKeygenCmd,
 	newNodeCmd,
+	newKVCmd,
+	newDemoCmd,
+	newUpCmd,
+	newBenchCmd,
 }

@@ -107,7 +107,7 @@ func (c *testCluster) start(id core.NodeID) *proc {
 	t := c.t
 	p := &proc{id: id, admin: c.adminAddrs[id], got: map[string]bool{}, done: make(chan struct{}), logs: &bytes.Buffer{}}
 	p.cmd = exec.Command(c.bin, "node", "--config", c.cfg, "--key", filepath.Join(c.dir, "keys", fmt.Sprintf("replica-%d.key", id)),
-		"--admin", p.admin,
+		"--admin", p.admin, "--service", "rbc",
 		"--data", filepath.Join(c.dir, fmt.Sprintf("data-%d", id)))
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
