@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ func newBenchCmd() *cobra.Command {
 		maxOps           uint64
 		config, keyDir   string
 		batch            int
+		cpuProfile       string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -91,6 +93,17 @@ cluster (--config cluster.yaml --keys DIR holding client-<id>.key files).`,
 			}
 			fmt.Fprintf(w, "maftia bench: n=%d f=%d, %s; %d clients, payload %d B, %s, GOMAXPROCS=%d\n",
 				cluster.N, cluster.F, where, clients, payload, duration, runtime.GOMAXPROCS(0))
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			r := runLoad(ctx, cs, duration, maxOps, payload, w, "load")
 			fmt.Fprintf(w, "ops %d  errors %d  wrong %d  elapsed %.1fs\n", r.Ops, r.Errors, r.Wrong, r.Elapsed.Seconds())
 			fmt.Fprintf(w, "throughput %.0f req/s  latency p50 %s  p99 %s\n", r.Throughput(),
@@ -108,6 +121,7 @@ cluster (--config cluster.yaml --keys DIR holding client-<id>.key files).`,
 	f.Uint64Var(&maxOps, "max-ops", 10_000_000, "stop after this many operations")
 	f.StringVar(&config, "config", "", "cluster file of a running cluster (default: start a local one)")
 	f.StringVar(&keyDir, "keys", ".", "with --config: directory of the client-<id>.key files")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole process (replicas and clients) to this file")
 	f.IntVar(&batch, "batch", 0, "local cluster: requests per replica per epoch (0: default 256)")
 	return cmd
 }
