@@ -197,4 +197,3 @@ func (h *History) Check(t testing.TB) {
 		t.Fatalf("only %d operations completed: the service did not make progress", ok)
 	}
 }
-
