@@ -67,20 +67,11 @@ cluster (--config cluster.yaml --keys DIR holding client-<id>.key files).`,
 				}
 				where = config
 			} else {
-				dir, err := os.MkdirTemp("", "maftia-bench-")
+				l, stopCluster, err := localCluster("", clients, nil, func(l *server.Local) { l.BatchSize = batch })
 				if err != nil {
 					return err
 				}
-				defer os.RemoveAll(dir)
-				l, err := server.NewLocal(dir, 4, 1, clients, nil)
-				if err != nil {
-					return err
-				}
-				l.BatchSize = batch
-				if err := l.StartAll(); err != nil {
-					return err
-				}
-				defer l.StopAll()
+				defer stopCluster()
 				cluster, cks = l.Cluster, l.Clients
 			}
 			cs := make([]*client.Client, clients)

@@ -63,7 +63,7 @@ detected) and exits 0 if every check passed.`,
 	f := cmd.Flags()
 	f.StringVar(&o.attack, "attack", "invalid-shares", "Byzantine behaviour of the faulty replica: invalid-shares, corrupt-state or silent")
 	f.Uint32Var(&o.byzantine, "byzantine", 4, "which replica turns Byzantine")
-	f.IntVar(&o.clients, "clients", 8, "concurrent clients")
+	f.IntVar(&o.clients, "clients", 16, "concurrent clients")
 	f.DurationVar(&o.phase, "phase", 6*time.Second, "duration of each workload phase")
 	f.IntVar(&o.payload, "payload", 64, "value size, bytes")
 	f.BoolVar(&o.keep, "keep", false, "keep the temporary key directory")
@@ -85,31 +85,24 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) error {
 	if o.clients < 1 || o.clients > 64 {
 		return fmt.Errorf("--clients %d: want 1..64", o.clients)
 	}
-	dir, err := os.MkdirTemp("", "maftia-demo-")
-	if err != nil {
-		return err
-	}
-	if !o.keep {
-		defer os.RemoveAll(dir)
-	}
-	fmt.Fprintf(w, "maftia demo: intrusion-tolerant key-value store, n=4 replicas, f=1 (async: atomic broadcast + threshold coin)\n")
-	fmt.Fprintf(w, "• key set (trusted dealer) written to %s\n", dir)
 	var log *slog.Logger
 	if o.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	l, err := server.NewLocal(dir, 4, 1, o.clients, log)
+	dir := ""
+	if o.keep {
+		if dir, err = os.MkdirTemp("", "maftia-demo-"); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "maftia demo: intrusion-tolerant key-value store, n=4 replicas, f=1 (async: atomic broadcast + threshold coin)\n")
+	l, stop, err := localCluster(dir, o.clients, log, nil)
 	if err != nil {
 		return err
 	}
-	if err := l.StartAll(); err != nil {
-		return err
-	}
-	defer l.StopAll()
-	for _, m := range l.Cluster.Members {
-		s := l.Server(m.ID)
-		fmt.Fprintf(w, "  replica %d  mesh %s  clients %s  admin http://%s/status\n", m.ID, m.Address, s.ClientAddr(), s.AdminAddr())
-	}
+	defer stop()
+	fmt.Fprintf(w, "• key set (trusted dealer) written to %s\n", l.Dir)
+	printEndpoints(w, l, "  ")
 	clients := make([]*client.Client, o.clients)
 	for i := range clients {
 		if clients[i], err = client.Dial(l.Cluster, l.Clients[i], client.Options{Retry: 300 * time.Millisecond}); err != nil {
@@ -187,6 +180,43 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) error {
 	return nil
 }
 
+// localCluster starts a 4-replica (f=1) cluster in this process with its
+// keys in dir, or in a new temporary directory if dir is "" (removed by
+// stop). tune, if non-nil, adjusts the cluster before it starts.
+func localCluster(dir string, clients int, log *slog.Logger, tune func(*server.Local)) (l *server.Local, stop func(), err error) {
+	tmp := ""
+	if dir == "" {
+		if tmp, err = os.MkdirTemp("", "maftia-"); err != nil {
+			return nil, nil, err
+		}
+		dir = tmp
+	}
+	cleanup := func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}
+	if l, err = server.NewLocal(dir, 4, 1, clients, log); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if tune != nil {
+		tune(l)
+	}
+	if err := l.StartAll(); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return l, func() { l.StopAll(); cleanup() }, nil
+}
+
+func printEndpoints(w io.Writer, l *server.Local, indent string) {
+	for _, m := range l.Cluster.Members {
+		s := l.Server(m.ID)
+		fmt.Fprintf(w, "%sreplica %d  mesh %s  clients %s  admin http://%s/status\n", indent, m.ID, m.Address, s.ClientAddr(), s.AdminAddr())
+	}
+}
+
 func report(w io.Writer, r *loadResult) {
 	fmt.Fprintf(w, "  %d ops in %.1fs = %.0f ops/s, p50 %s, p99 %s, %d wrong answers, %d errors\n", r.Ops, r.Elapsed.Seconds(), r.Throughput(),
 		r.Percentile(50).Round(100*time.Microsecond), r.Percentile(99).Round(100*time.Microsecond), r.Wrong, r.Errors)
@@ -225,27 +255,13 @@ the endpoints and the maftia kv command line to use it.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			w := cmd.OutOrStdout()
-			if dir == "" {
-				d, err := os.MkdirTemp("", "maftia-up-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(d)
-				dir = d
-			}
-			l, err := server.NewLocal(dir, 4, 1, clients, nil)
+			l, stopCluster, err := localCluster(dir, clients, nil, func(l *server.Local) { l.Durable = true })
 			if err != nil {
 				return err
 			}
-			l.Durable = true
-			if err := l.StartAll(); err != nil {
-				return err
-			}
-			defer l.StopAll()
-			for _, m := range l.Cluster.Members {
-				s := l.Server(m.ID)
-				fmt.Fprintf(w, "replica %d  mesh %s  clients %s  admin http://%s/status\n", m.ID, m.Address, s.ClientAddr(), s.AdminAddr())
-			}
+			defer stopCluster()
+			dir = l.Dir
+			printEndpoints(w, l, "")
 			fmt.Fprintf(w, "\ntry:  maftia kv --config %s --key %s/client-1.key put hello world\n", l.ClusterFile(), dir)
 			fmt.Fprintf(w, "      maftia kv --config %s --key %s/client-1.key get hello\n", l.ClusterFile(), dir)
 			fmt.Fprintln(w, "\nrunning; interrupt (Ctrl-C) to stop")

@@ -10,11 +10,7 @@ import (
 
 // runKVNode runs the replicated key-value service until ctx ends.
 func runKVNode(ctx context.Context, o nodeOptions, log *slog.Logger) error {
-	cluster, err := keys.LoadCluster(o.config)
-	if err != nil {
-		return err
-	}
-	priv, err := keys.LoadPrivate(o.key, cluster)
+	cluster, priv, err := loadReplica(o.config, o.key)
 	if err != nil {
 		return err
 	}
@@ -33,4 +29,17 @@ func runKVNode(ctx context.Context, o nodeOptions, log *slog.Logger) error {
 	}
 	log.Info("client endpoint", "replica", priv.ID, "addr", s.ClientAddr().String())
 	return s.Run(ctx)
+}
+
+// loadReplica reads the cluster file and this replica's private keys.
+func loadReplica(config, key string) (*keys.Cluster, *keys.Private, error) {
+	cluster, err := keys.LoadCluster(config)
+	if err != nil {
+		return nil, nil, err
+	}
+	priv, err := keys.LoadPrivate(key, cluster)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cluster, priv, nil
 }

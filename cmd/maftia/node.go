@@ -189,11 +189,7 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 	default:
 		return fmt.Errorf("--service %q: want kv or rbc", o.service)
 	}
-	cluster, err := keys.LoadCluster(o.config)
-	if err != nil {
-		return err
-	}
-	priv, err := keys.LoadPrivate(o.key, cluster)
+	cluster, priv, err := loadReplica(o.config, o.key)
 	if err != nil {
 		return err
 	}
