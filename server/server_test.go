@@ -6,9 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/maftia/maftia/apps/kv"
 	"github.com/maftia/maftia/client"
 )
+
+// TestMain checks that no goroutine of a server or a client outlives its
+// test (servers are stopped and clients closed in Cleanup).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func startLocal(t *testing.T, n, f, clients int, durable bool, attacks map[uint32]Attack) *Local {
 	t.Helper()
