@@ -76,10 +76,12 @@ type conn struct {
 	addr string
 	pk   ed25519.PublicKey
 
-	mu  sync.Mutex
-	nc  net.Conn
-	sub chan<- frame // where to send frames; nil when nobody waits
-	wg  sync.WaitGroup
+	mu      sync.Mutex
+	nc      net.Conn
+	sub     chan<- frame // where to send frames; nil when nobody waits
+	wg      sync.WaitGroup
+	out     chan []byte // requests for the writer goroutine
+	writing bool        // the writer goroutine was started
 }
 
 type frame struct {
@@ -112,7 +114,7 @@ func Dial(cluster *keys.Cluster, key *keys.ClientPrivate, opts Options) (*Client
 			addr = opts.Addresses[i]
 		}
 		c.replicas[m.ID] = m.Identity
-		c.conns = append(c.conns, &conn{id: m.ID, addr: addr, pk: ed25519.PublicKey(m.Identity.Marshal())})
+		c.conns = append(c.conns, &conn{id: m.ID, addr: addr, pk: ed25519.PublicKey(m.Identity.Marshal()), out: make(chan []byte, 4)})
 	}
 	c.seq = opts.FirstSeq
 	if c.seq == 0 {
@@ -139,7 +141,7 @@ func (c *Client) Faults() map[uint32]uint64 {
 // Close closes every connection.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
-		close(c.closed)
+		close(c.closed) // a running Submit returns ErrClosed
 		for _, cn := range c.conns {
 			cn.mu.Lock()
 			if cn.nc != nil {
@@ -193,7 +195,7 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 	send := func() {
 		for _, cn := range c.conns {
 			if !answered[cn.id] {
-				cn.send(c, body)
+				cn.enqueue(c, body)
 			}
 		}
 	}
@@ -241,6 +243,42 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 					return res, nil
 				}
 			}
+		}
+	}
+}
+
+// enqueue hands the request to the connection's writer without blocking
+// (a slow or unreachable replica never delays Submit; if its queue is
+// full the request is dropped and the next retry sends it again).
+func (cn *conn) enqueue(c *Client, body []byte) {
+	cn.mu.Lock()
+	if !cn.writing {
+		select {
+		case <-c.closed:
+			cn.mu.Unlock()
+			return
+		default:
+		}
+		cn.writing = true
+		cn.wg.Add(1)
+		go cn.writer(c)
+	}
+	cn.mu.Unlock()
+	select {
+	case cn.out <- body:
+	default:
+	}
+}
+
+// writer sends queued requests until the client is closed.
+func (cn *conn) writer(c *Client) {
+	defer cn.wg.Done()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case b := <-cn.out:
+			cn.send(c, b)
 		}
 	}
 }
