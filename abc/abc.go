@@ -399,6 +399,18 @@ func (a *ABC) onStored(ep *epoch, m core.Message, out *core.Output) error {
 	msgBytes := a.storedMessage(ep, j, d)
 	a.ops.Combines++
 	sigma, bad, err := tsig.Combine(a.p.Proof, ep.shares[j-1][d], msgBytes)
+	if err != nil && !errors.Is(err, tsig.ErrTooFewShares) {
+		// A structural defect (a share for another message or under
+		// another key) names no culprit: find them one by one, or a
+		// single such share would block the proof forever (found by the
+		// invalid-shares attack of maftia demo).
+		bad = bad[:0]
+		for _, s := range ep.shares[j-1][d] {
+			if tsig.VerifyShare(a.p.Proof, s, msgBytes) != nil {
+				bad = append(bad, s.Index)
+			}
+		}
+	}
 	if err != nil {
 		a.ops.SharesVerified += uint64(len(ep.shares[j-1][d]))
 		kept := ep.shares[j-1][d][:0]

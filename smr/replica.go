@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -17,6 +18,15 @@ var EngineInstance = core.Root("order")
 
 // Instance is the Replica's own instance (client inputs arrive here).
 var Instance = core.Root("smr")
+
+// LogInstance is the instance under which the Replica persists every
+// batch it executes (key: LogKey(seq)), so that a restarted replica
+// re-executes them (Recover) before answering anything: the runtime makes
+// these records durable before it sends the replies of the same step.
+var LogInstance = core.Root("smrlog")
+
+// LogKey is the record key of batch seq (fixed width: sorts by seq).
+func LogKey(seq uint64) string { return fmt.Sprintf("%016x", seq) }
 
 // Params configure a Replica.
 type Params struct {
@@ -163,9 +173,15 @@ func (r *Replica) absorb(out *core.Output) error {
 		if !ok {
 			return fmt.Errorf("smr: engine delivered %T, want *wire.Batch", d.Value)
 		}
+		if b.Seq <= r.position {
+			// Already executed before a restart (Recover replayed it):
+			// the engine re-delivers it while catching up.
+			continue
+		}
 		if b.Seq != r.position+1 {
 			return fmt.Errorf("smr: engine delivered batch %d after %d", b.Seq, r.position)
 		}
+		out.PersistRecord(LogInstance, LogKey(b.Seq), encodeBatch(b))
 		r.execute(b, out)
 	}
 	return nil
@@ -199,6 +215,43 @@ func (r *Replica) execute(b *wire.Batch, out *core.Output) {
 		r.stats.Executed++
 		out.Deliver(Instance, Executed{Client: req.Client, Seq: req.Seq, Position: b.Seq, Result: result})
 	}
+}
+
+func encodeBatch(b *wire.Batch) []byte {
+	buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(b)
+	if err != nil {
+		panic(fmt.Sprintf("smr: marshal batch: %v", err)) // cannot fail for this message
+	}
+	return buf
+}
+
+// Recover re-executes the batches a replica persisted under LogInstance
+// before it stopped (records in any order; they must be contiguous from
+// Position()+1). Replies are not produced: clients retry and are answered
+// from the sessions. A gap or an undecodable record is a damaged log
+// (ATTACKS row 14): the replica refuses to start.
+func (r *Replica) Recover(recs []core.Record) error {
+	recs = slices.Clone(recs)
+	slices.SortFunc(recs, func(a, b core.Record) int { return strings.Compare(a.Key, b.Key) })
+	var discard core.Output
+	for _, rec := range recs {
+		var b wire.Batch
+		if err := proto.Unmarshal(rec.Value, &b); err != nil {
+			return fmt.Errorf("smr: %w: logged batch %s: %v", wire.ErrMalformed, rec.Key, err)
+		}
+		if rec.Key != LogKey(b.Seq) {
+			return fmt.Errorf("smr: %w: logged batch under key %s has seq %d", wire.ErrMalformed, rec.Key, b.Seq)
+		}
+		if b.Seq <= r.position {
+			continue
+		}
+		if b.Seq != r.position+1 {
+			return fmt.Errorf("smr: %w: log jumps from batch %d to %d", wire.ErrMalformed, r.position, b.Seq)
+		}
+		discard.Reset()
+		r.execute(&b, &discard)
+	}
+	return nil
 }
 
 // Snapshot serializes the replicated state: the position, the sessions (in
