@@ -38,4 +38,5 @@ var subcommands = []func() *cobra.Command{
 	newSimCmd,
 	newKeygenCmd,
 	newNodeCmd,
+	newTTCBCmd,
 }
