@@ -140,7 +140,7 @@ func New(root core.InstanceID, p Params) (*Engine, error) {
 	return &Engine{p: p, root: root, inPending: map[Digest]bool{},
 		future: map[uint64]map[core.NodeID][][]byte{}, kept: map[uint64][][][]byte{},
 		answers: map[uint64]map[[2]core.NodeID]bool{},
-		lim: Limits{MaxValue: 0, MaxRequest: p.MaxRequest, MaxRequests: p.BatchSize, MaxN: p.Group.N()}}, nil
+		lim:     Limits{MaxValue: 0, MaxRequest: p.MaxRequest, MaxRequests: p.BatchSize, MaxN: p.Group.N()}}, nil
 }
 
 // Ops returns the work counters.
