@@ -79,3 +79,11 @@ func TestSimulatorCatchesEngineOrderingWithoutAgreement(t *testing.T) {
 	}
 	t.Logf("broken variant caught: %s; first failing seed %d: %v", sum, sum.Failures[0].Seed, sum.Failures[0].Violations[0])
 }
+
+// apps/kv runs unchanged on smr.Replica with the hybrid engine on a
+// 3-replica cluster (configuration "hybrid"): same executions, same
+// results and equal state digests at every correct replica, each request
+// executed exactly once.
+func TestKVOnHybridEngine(t *testing.T) {
+	simtest.Run(t, campaign(t, "hybrid-kv", "", []sim.Size{{N: 3, F: 1}}, simtest.Seeds(300)))
+}
