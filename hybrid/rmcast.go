@@ -22,11 +22,19 @@ type RMParams struct {
 	// executions.
 	TStart     uint64
 	MaxPayload int
+	// TBA and Retention (the TTCB's T_TBA and a lower bound on how long
+	// it keeps results) let a replica that joins late tell "the sender
+	// never proposed" (no execution exists) from "the result expired":
+	// the TTCB answers both with ErrExpired. With Retention 0 every
+	// refusal means "never deliver" (safe for a standalone multicast, but
+	// a parent that needs the common outcome must set them).
+	TBA, Retention uint64
 }
 
 // DefaultRMParams returns parameters with a 1 MiB payload bound.
 func DefaultRMParams(g core.Group, self, sender core.NodeID, tstart uint64) RMParams {
-	return RMParams{Group: g, Self: self, Sender: sender, TStart: tstart, MaxPayload: 1 << 20}
+	return RMParams{Group: g, Self: self, Sender: sender, TStart: tstart, MaxPayload: 1 << 20,
+		TBA: ttcb.DefaultModelParams().TBA, Retention: ttcb.DefaultModelParams().Retention}
 }
 
 // Check validates the parameters, refusing groups below n ≥ f+2.
@@ -71,6 +79,9 @@ func (d RMDelivery) String() string { return fmt.Sprintf("%q", abbreviate(d.Valu
 // reported to a parent that asked for it (WantOutcome) before or without
 // delivery: every correct replica that obtains it obtains the same one.
 type RMOutcome struct {
+	// Lost means the result could not be obtained (it expired): the
+	// replica cannot know the common outcome.
+	Lost       bool
 	Decided    bool
 	Digest     ttcb.Value
 	ProposedOK []core.NodeID
@@ -79,6 +90,7 @@ type RMOutcome struct {
 // Tags of this instance's TTCB requests.
 const (
 	rmTagPropose uint64 = 2 // and 3 for the decide that follows
+	rmTagTime    uint64 = 4
 )
 
 // RMulticast is one BRM-T instance at one replica; see the package
@@ -239,11 +251,35 @@ func (r *RMulticast) onRetransmit(from core.NodeID, v []byte, out *core.Output) 
 	r.tryDeliver(out)
 }
 
+// Join makes the replica take part in the block agreement without the
+// message (it proposes a value no message hashes to), so that it learns
+// the common outcome; a parent calls it once TTCB time is past tstart.
+func (r *RMulticast) Join(out *core.Output) { r.propose(ttcb.Value{}, out) }
+
 func (r *RMulticast) reply(e core.ServiceReply, out *core.Output) {
-	if e.Tag != rmTagPropose|1 || r.result != nil || r.refused {
+	if (e.Tag != rmTagPropose|1 && e.Tag != rmTagTime) || r.result != nil || r.refused {
 		return // propose acknowledgements (or refusals) need no action
 	}
 	switch res := e.Reply.(type) {
+	case ttcb.Refused:
+		if e.Tag == rmTagPropose|1 && r.p.Retention > 0 && errors.Is(res.Err, ttcb.ErrExpired) {
+			// No execution, or an expired one: ask the time to tell.
+			out.Request(r.inst, ttcb.ServiceName, rmTagTime, ttcb.GetTimestamp{})
+			return
+		}
+		r.lose(out)
+	case ttcb.Timestamp:
+		if res.Time >= r.p.TStart+r.p.TBA+r.p.Retention {
+			r.lose(out)
+			return
+		}
+		// The refusal came before this time, when a result would still
+		// have been retained: nobody proposed by tstart, nothing decided.
+		r.result = &ttcb.TBAResult{}
+		if r.OnOutcome != nil {
+			r.OnOutcome(RMOutcome{}, out)
+		}
+		r.finish()
 	case ttcb.TBAResult:
 		r.result = &res
 		if r.OnOutcome != nil {
@@ -255,16 +291,18 @@ func (r *RMulticast) reply(e core.ServiceReply, out *core.Output) {
 			return
 		}
 		r.tryDeliver(out)
-	default:
-		// Refused (e.g. the result expired before we asked): we can no
-		// longer learn which message is valid, so we never deliver. Safety
-		// is kept; only this replica's totality is lost.
-		r.refused = true
-		if r.OnOutcome != nil {
-			r.OnOutcome(RMOutcome{}, out)
-		}
-		r.finish()
 	}
+}
+
+// lose: the result is unobtainable (expired, or the module is unavailable
+// for this execution); we can no longer learn which message is valid, so
+// we never deliver. Safety is kept; only this replica's totality is lost.
+func (r *RMulticast) lose(out *core.Output) {
+	r.refused = true
+	if r.OnOutcome != nil {
+		r.OnOutcome(RMOutcome{Lost: true}, out)
+	}
+	r.finish()
 }
 
 // Correct replicas deliver only the message whose hash the TBA decided.

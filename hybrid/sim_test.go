@@ -71,8 +71,9 @@ func TestEnginePropertiesUnderByzantineReplicas(t *testing.T) {
 // receives in an epoch, without waiting for the TTCB's agreement, violates
 // total order under an equivocating replica.
 func TestSimulatorCatchesEngineOrderingWithoutAgreement(t *testing.T) {
-	cp := campaign(t, "hybrid-smr", "order-first-propose", smrSizes, 20)
+	cp := campaign(t, "hybrid-smr", "order-first-propose", smrSizes, 10)
 	cp.Behaviours = []sim.Behaviour{sim.Equivocate{}}
+	cp.KeepFailures = 1
 	sum := cp.Run()
 	if sum.Violations == 0 {
 		t.Fatalf("broken engine passed %d schedules", sum.Schedules)
@@ -86,4 +87,32 @@ func TestSimulatorCatchesEngineOrderingWithoutAgreement(t *testing.T) {
 // executed exactly once.
 func TestKVOnHybridEngine(t *testing.T) {
 	simtest.Run(t, campaign(t, "hybrid-kv", "", []sim.Size{{N: 3, F: 1}}, simtest.Seeds(300)))
+}
+
+var vcSizes = []sim.Size{{N: 4, F: 1}, {N: 7, F: 2}}
+
+// Vector consensus (n ∈ {4, 7}, n = 3f+1) with f Byzantine replicas of
+// every behaviour: agreement, vector validity (≥ f+1 entries from correct
+// replicas, each their proposal), termination.
+func TestVConsensusPropertiesUnderByzantineReplicas(t *testing.T) {
+	simtest.Run(t, campaign(t, "hybrid-vconsensus", "", vcSizes, simtest.Seeds(1000)))
+}
+
+// Multivalued consensus on top: agreement, validity (unanimous correct
+// proposals are decided; a non-default decision was proposed by a correct
+// replica), termination.
+func TestConsensusPropertiesUnderByzantineReplicas(t *testing.T) {
+	simtest.Run(t, campaign(t, "hybrid-consensus", "", vcSizes, simtest.Seeds(1000)))
+}
+
+// The checker has teeth: deciding on the payload messages without the
+// TTCB's agreement violates agreement.
+func TestSimulatorCatchesVConsensusDecidingOnData(t *testing.T) {
+	cp := campaign(t, "hybrid-vconsensus", "decide-on-data", vcSizes, 30)
+	cp.Behaviours = []sim.Behaviour{sim.Equivocate{}}
+	sum := cp.Run()
+	if sum.Violations == 0 {
+		t.Fatalf("broken vector consensus passed %d schedules", sum.Schedules)
+	}
+	t.Logf("broken variant caught: %s; first failing seed %d: %v", sum, sum.Failures[0].Seed, sum.Failures[0].Violations[0])
 }

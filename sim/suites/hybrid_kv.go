@@ -24,7 +24,9 @@ func kvMAC(client, seq uint64, op []byte) []byte {
 	return h[:8]
 }
 
-func kvVerify(r *wire.ClientRequest) bool { return bytes.Equal(r.Signature, kvMAC(r.Client, r.Seq, r.Op)) }
+func kvVerify(r *wire.ClientRequest) bool {
+	return bytes.Equal(r.Signature, kvMAC(r.Client, r.Seq, r.Op))
+}
 
 func kvValid(b []byte) bool {
 	r, err := smr.DecodeRequest(b, 64<<10)
