@@ -116,3 +116,9 @@ func TestSimulatorCatchesVConsensusDecidingOnData(t *testing.T) {
 	}
 	t.Logf("broken variant caught: %s; first failing seed %d: %v", sum, sum.Failures[0].Seed, sum.Failures[0].Violations[0])
 }
+
+// Atomic multicast on vector consensus (n ∈ {4, 7}): agreement and total
+// order, integrity, validity.
+func TestAMulticastPropertiesUnderByzantineReplicas(t *testing.T) {
+	simtest.Run(t, campaign(t, "hybrid-amcast", "", vcSizes, simtest.Seeds(300)))
+}

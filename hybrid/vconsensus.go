@@ -133,6 +133,11 @@ func NewConsensus(root core.InstanceID, p VCParams) (*VConsensus, error) {
 	return v, err
 }
 
+// DecisionTStart is the tstart of the round that decided (valid once
+// Finished): a parent derives its next instance's schedule from it, so
+// every correct replica derives the same one.
+func (v *VConsensus) DecisionTStart() uint64 { return v.tstart }
+
 // Finished reports the decision.
 func (v *VConsensus) Finished() bool { return v.done }
 

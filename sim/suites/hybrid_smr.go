@@ -191,3 +191,16 @@ func (o *firstProposeOrderer) Step(ev core.Event, out *core.Output) error {
 	}
 	return nil
 }
+
+func init() { register("hybrid-amcast", HybridAMulticast) }
+
+// HybridAMulticast is the suite for atomic multicast on vector consensus
+// (n ≥ 3f+1), with the checks of hybrid-smr (it meets the same contract).
+func HybridAMulticast(o Options) *sim.Suite {
+	s := HybridSMR(o)
+	s.Name, s.Resilience = "hybrid-amcast", core.Async
+	s.NewReplica = func(id core.NodeID, g core.Group) (core.Protocol, error) {
+		return hybrid.NewAMulticast(smrRoot, hybrid.DefaultAMParams(g, id, validRequest))
+	}
+	return s
+}
