@@ -32,6 +32,7 @@ func benchCluster(b *testing.B, n int) (*cluster, []*Client) {
 	}
 	c := newCluster(b, n, 1, benchDelta, hosts)
 	c.waitJoined(hosts...)
+	time.Sleep(2 * benchDelta) // executions may start one slot after the last module joined
 	cls := make([]*Client, n)
 	for i := range cls {
 		cls[i] = c.dial(EntityID(i + 1))

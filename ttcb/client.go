@@ -169,9 +169,10 @@ func (c *Client) TryDecide(ctx context.Context, tag Tag) (TBAResult, error) {
 	return as[TBAResult](c.call(ctx, TBADecide{Tag: tag}))
 }
 
-// Decide is TTCB_decide, waiting (until ctx ends) for the result.
+// Decide is TTCB_decide, waiting for the result (the module holds each
+// call until the deadline; at most 100 calls, or until ctx ends).
 func (c *Client) Decide(ctx context.Context, tag Tag) (TBAResult, error) {
-	for {
+	for range 99 {
 		r, err := c.TryDecide(ctx, tag)
 		if !errors.Is(err, ErrNotReady) {
 			return r, err
@@ -182,6 +183,7 @@ func (c *Client) Decide(ctx context.Context, tag Tag) (TBAResult, error) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	return c.TryDecide(ctx, tag)
 }
 
 // GetTimestamp returns the TTCB's global time in nanoseconds.

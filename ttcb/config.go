@@ -32,7 +32,7 @@ type Config struct {
 	StateFile   string
 
 	Delta      time.Duration // round length Δ ≥ control delay bound δ + precision π
-	Slack      time.Duration // a module running later than this past a boundary fails itself
+	Slack      time.Duration // round messages stamped later than boundary+Slack are late (0: Δ/2)
 	SyncPeriod time.Duration // clock synchronization and heartbeat period
 	Retention  time.Duration // results kept after their deadline
 	Horizon    time.Duration // tstart at most this far ahead
@@ -105,8 +105,8 @@ func (c *Config) Check() error {
 	if c.Delta <= 0 || c.SyncPeriod <= 0 || c.Retention <= 0 || c.Horizon <= 0 {
 		return bad("non-positive timing parameter")
 	}
-	if c.Slack <= 0 || c.Slack > c.Delta {
-		return bad("slack %v not in (0, Δ=%v]", c.Slack, c.Delta)
+	if c.Slack < 0 || c.Slack > c.Delta {
+		return bad("slack %v not in [0, Δ=%v] (0: Δ/2)", c.Slack, c.Delta)
 	}
 	if c.RateBurst < 1 || c.MaxTimingFailures < 0 || c.MaxExecs < 1 || c.MaxPerEntity < 1 || c.MaxSessions < 1 || c.MaxMeasures < 1 {
 		return bad("non-positive limit")

@@ -290,22 +290,37 @@ func TestClusterClockPrecisionAndMonotonicity(t *testing.T) {
 	t.Logf("measured precision: worst pairwise difference %v over %d samples, stated bound ≤ %v", worst, samples, worstBound)
 }
 
-// A module whose clock jumps misses its round boundaries and fails itself
-// (crash semantics) instead of running out of step; others keep going.
-func TestClusterClockJumpFailsModule(t *testing.T) {
+// Clock jumps (ATTACKS row 13). A jump of the reference's clock must not
+// drag the others along: they refuse to step their clocks by more than
+// slack/2, while the reference detects its own jump and fails itself
+// (crash semantics), to rejoin synchronized to the next module. A
+// backward jump of another module is detected by that module.
+func TestClusterClockJumpsFailOnlyTheJumpingModule(t *testing.T) {
 	c := newCluster(t, 3, 1, testDelta, []uint32{1, 2, 3})
 	c.waitJoined(1, 2, 3)
-	before := c.restarts.Load()
-	c.mod(3).SkewClock(30 * time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.restarts.Load() == before {
-		if time.Now().After(deadline) {
-			t.Fatal("module with a jumped clock did not fail itself")
+	for _, jump := range []struct {
+		id uint32
+		d  time.Duration
+	}{{1, 30 * time.Second}, {3, -5 * time.Second}} {
+		before := c.restarts.Load()
+		jumped := c.mod(jump.id)
+		jumped.SkewClock(jump.d)
+		deadline := time.Now().Add(10 * time.Second)
+		for c.mod(jump.id) == jumped {
+			if time.Now().After(deadline) {
+				t.Fatalf("module %d with a clock jump of %v did not fail itself", jump.id, jump.d)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
+		c.waitJoined(1, 2, 3) // restarted by its supervisor, resynchronized
+		t.Logf("jump %v at module %d: it failed and rejoined; restarts %d→%d; rejected clock samples at others: %d, %d, %d",
+			jump.d, jump.id, before, c.restarts.Load(), c.mod(1).Stats().ClockRejected, c.mod(2).Stats().ClockRejected, c.mod(3).Stats().ClockRejected)
 	}
-	c.waitJoined(3) // restarted by its supervisor, resynchronized
-	_ = context.Background()
+	// the three clocks agree again
+	a, b := c.mod(1).Now(), c.mod(2).Now()
+	if d := time.Duration(int64(a) - int64(b)); d > 10*time.Millisecond || d < -10*time.Millisecond {
+		t.Fatalf("clocks differ by %v after the jumps", d)
+	}
 }
 
 // A module whose control reader is descheduled receives round messages
@@ -343,4 +358,108 @@ func TestClusterLateReceiverWithholdsResult(t *testing.T) {
 		return
 	}
 	t.Fatal("no attempt finished")
+}
+
+// Callers crashing mid-agreement: an entity that proposed and then died
+// (its session gone before the deadline) is still counted, and the callers
+// that remain all get the same result.
+func TestClusterCallerCrashesMidAgreement(t *testing.T) {
+	c := newCluster(t, 3, 1, testDelta, []uint32{1, 2, 3})
+	ctx := ctxT(t, 40*time.Second)
+	elist := []EntityID{1, 2, 3}
+	for attempt := range 8 {
+		c.waitJoined(1, 2, 3)
+		cls := map[EntityID]*Client{}
+		for e := EntityID(1); e <= 3; e++ {
+			cl, err := c.tryDial(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			cls[e] = cl
+		}
+		now, err := cls[1].GetTimestamp(ctx)
+		if err != nil {
+			continue
+		}
+		tstart := now + uint64(2*testDelta)
+		tags := map[EntityID]Tag{}
+		failed := false
+		for e, v := range map[EntityID]byte{1: 5, 2: 6, 3: 5} {
+			p, err := cls[e].Propose(ctx, elist, tstart, DecisionMajority, val(v))
+			if err != nil {
+				failed = true
+			}
+			tags[e] = p.Tag
+		}
+		cls[3].Close() // the caller crashes before the deadline
+		if failed {
+			continue
+		}
+		res := map[EntityID]TBAResult{}
+		for _, e := range []EntityID{1, 2} {
+			if r, err := cls[e].Decide(ctx, tags[e]); err == nil {
+				res[e] = r
+			}
+		}
+		r, _ := sameResults(t, res)
+		if len(res) < 2 {
+			t.Logf("attempt %d inconclusive (machine load)", attempt)
+			continue
+		}
+		if !r.Decided || r.Value != val(5) || r.ProposedOK != 0b101 || r.ProposedAny != 0b111 {
+			t.Fatalf("result %+v", r)
+		}
+		return
+	}
+	t.Fatal("no conclusive attempt")
+}
+
+// Cloning (ATTACKS row 12): a copy of a running module's state file
+// started as a second copy of the module. Peers accept one incarnation at
+// a time: the clone's newer incarnation makes them refuse the original,
+// which is told so and fails itself; the clone, not at the address its
+// peers know, never hears them and never joins — so no two copies of a
+// module ever answer at once.
+func TestClusterCloneRefused(t *testing.T) {
+	c := newCluster(t, 3, 1, testDelta, []uint32{1, 2, 3})
+	c.waitJoined(1, 2, 3)
+	dir := t.TempDir()
+	data, err := os.ReadFile(c.cfgs[2].StateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.cfgs[2]
+	cfg.StateFile, cfg.Socket = dir+"/clone.state", dir+"/clone.sock"
+	if err := os.WriteFile(cfg.StateFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	peers := append([]Peer(nil), cfg.Peers...)
+	peers[2].Control = freeUDP(t)
+	cfg.Peers = peers
+	clone, err := NewModule(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- clone.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case err := <-c.errs[2]:
+		c.mu.Lock()
+		c.cancels[2] = nil
+		c.mu.Unlock()
+		if !errors.Is(err, ErrRollback) {
+			t.Fatalf("original ended with %v, want ErrRollback", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("original kept running beside its clone")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if clone.Joined() {
+		t.Fatal("clone joined")
+	}
+	t.Logf("original refused; clone (incarnation %d) not joined; peers saw stale %d, %d", clone.Incarnation(),
+		c.mod(1).Stats().Stale+c.mod(1).Stats().Clones, c.mod(2).Stats().Stale+c.mod(2).Stats().Clones)
 }

@@ -120,6 +120,16 @@ func TestBadInputBothInterfaces(t *testing.T) {
 		_, _ = udp.Write(in)
 	}
 	waitFor(t, func() bool { s := m.Stats(); return s.ControlMalformed > 0 && s.ControlBadMAC > 0 })
+	// A replayed datagram (as module 2 sent it long ago: sequence 1 of its
+	// current boot, correctly authenticated) is refused as a replay.
+	m2 := c.mod(2)
+	old := &wire.TTCBControl{From: 2, To: 1, Incarnation: m2.inc, Boot: m2.boot, Seq: 1}
+	old.Body, _ = marshal.Marshal(&wire.TTCBControlBody{Kind: &wire.TTCBControlBody_Heartbeat{Heartbeat: &wire.TTCBEmpty{}}})
+	old.Mac = controlMAC(c.cfgs[0].ControlKeys[2], old)
+	ob, _ := marshal.Marshal(old)
+	replays := m.Stats().Replays
+	_, _ = udp.Write(ob)
+	waitFor(t, func() bool { return m.Stats().Replays > replays })
 	if _, err := cl.GetTimestamp(ctx); err != nil {
 		t.Fatal(err)
 	}

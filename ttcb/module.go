@@ -27,6 +27,7 @@ type Stats struct {
 	ControlBadMAC, ControlMalformed, Replays   uint64
 	TimingFailures, Stale, Clones, ControlDrop uint64
 	Tainted, LateMessages, LateAfterRelease    uint64
+	ClockRejected                              uint64
 	LocalAuthFailures, LocalBadFrames          uint64
 	RateLimited                                uint64
 }
@@ -36,6 +37,7 @@ type stats struct {
 	controlBadMAC, controlMalformed, replays   atomic.Uint64
 	timingFailures, stale, clones, controlDrop atomic.Uint64
 	tainted, lateMessages, lateAfterRelease    atomic.Uint64
+	clockRejected                              atomic.Uint64
 	localAuthFailures, localBadFrames          atomic.Uint64
 	rateLimited                                atomic.Uint64
 }
@@ -114,6 +116,7 @@ type Module struct {
 
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
+	sessions map[EntityID]int
 	buckets  map[EntityID]*bucket
 	measures map[EntityID]map[uint64]measure
 	nextMeas uint64
@@ -150,7 +153,7 @@ func NewModule(cfg Config) (*Module, error) {
 		delta: uint64(cfg.Delta), n: len(cfg.Peers), peers: make(map[uint32]*peerState),
 		pings: make(map[uint64]time.Time), ctrlCh: make(chan ctrlIn, 4096), callCh: make(chan localCall, 1024),
 		persistReq: make(chan persistJob, 1024), persistOut: make(chan persisted, 1024),
-		conns: make(map[net.Conn]bool), buckets: make(map[EntityID]*bucket), measures: make(map[EntityID]map[uint64]measure)}
+		conns: make(map[net.Conn]bool), sessions: make(map[EntityID]int), buckets: make(map[EntityID]*bucket), measures: make(map[EntityID]map[uint64]measure)}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	m.boot = binary.BigEndian.Uint64(b[:]) | 1
@@ -233,6 +236,7 @@ func (m *Module) Stats() Stats {
 		ControlMalformed: s.controlMalformed.Load(), Replays: s.replays.Load(), TimingFailures: s.timingFailures.Load(),
 		Stale: s.stale.Load(), Clones: s.clones.Load(), ControlDrop: s.controlDrop.Load(),
 		Tainted: s.tainted.Load(), LateMessages: s.lateMessages.Load(), LateAfterRelease: s.lateAfterRelease.Load(),
+		ClockRejected:     s.clockRejected.Load(),
 		LocalAuthFailures: s.localAuthFailures.Load(), LocalBadFrames: s.localBadFrames.Load(), RateLimited: s.rateLimited.Load()}
 }
 
@@ -343,7 +347,7 @@ func (m *Module) boundaries() {
 		}
 	}
 	if m.joined && now/m.delta > m.lastSlot+maxSlotsBehind {
-		m.selfTimingFailure(fmt.Errorf("%w: %d slots behind (clock jump or stall)", ErrTimingFailure, now/m.delta-m.lastSlot))
+		m.selfTimingFailure(fmt.Errorf("%w: %d slots behind (clock jump)", ErrTimingFailure, now/m.delta-m.lastSlot))
 		return
 	}
 	for s := m.lastSlot + 1; s*m.delta <= now && m.failed == nil; s++ {
@@ -371,7 +375,7 @@ func (m *Module) selfTimingFailure(err error) {
 	for len(m.lateSlots) > 0 && m.lateSlots[0]+64 < m.lastSlot {
 		m.lateSlots = m.lateSlots[1:]
 	}
-	if len(m.lateSlots) > m.cfg.MaxTimingFailures || strings.Contains(err.Error(), "slots behind") {
+	if len(m.lateSlots) > m.cfg.MaxTimingFailures || strings.Contains(err.Error(), "clock jump") {
 		m.failed = err
 		return
 	}
@@ -652,6 +656,10 @@ func (m *Module) answerable(e *execution, now uint64) error {
 
 // syncTick: heartbeat, clock-synchronization ping to the reference, join.
 func (m *Module) syncTick() {
+	if g := m.clk.global(); m.joined && g+uint64(m.cfg.Slack) < m.lastNow {
+		m.selfTimingFailure(fmt.Errorf("%w: clock went back by %v (clock jump)", ErrTimingFailure, time.Duration(m.lastNow-g)))
+		return
+	}
 	if !m.joined { // before joining, slots are not processed: announce ourselves here
 		for _, p := range m.peers {
 			m.send(p, &wire.TTCBControlBody{Kind: &wire.TTCBControlBody_Heartbeat{Heartbeat: &wire.TTCBEmpty{}}})
@@ -760,6 +768,15 @@ func (m *Module) onPong(p *peerState, b *ctrlBody) {
 		m.samples = m.samples[1:]
 	}
 	best := slices.MinFunc(m.samples, func(a, b syncSample) int { return int(a.rtt - b.rtt) })
+	if step := best.offset - m.clk.offset.Load(); m.joined && (step > int64(m.cfg.Slack)/2 || -step > int64(m.cfg.Slack)/2) {
+		// A joined module never steps its clock by more than slack/2: a
+		// larger disagreement means the reference's clock (or ours)
+		// jumped. The module whose own clock jumped detects it and fails
+		// (boundaries, syncTick); the others keep their time.
+		m.st.clockRejected.Add(1)
+		m.samples = m.samples[:0]
+		return
+	}
 	m.clk.offset.Store(best.offset)
 	m.clk.errBound.Store(best.rtt/2 + int64(b.errorBound))
 }

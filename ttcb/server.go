@@ -14,7 +14,10 @@ import (
 	"github.com/maftia/maftia/wire"
 )
 
-const handshakeTimeout = 2 * time.Second
+const (
+	handshakeTimeout     = 2 * time.Second
+	maxSessionsPerEntity = 8 // so one entity cannot take all MaxSessions
+)
 
 func (m *Module) acceptLocal(ctx context.Context, wg *sync.WaitGroup) {
 	for ctx.Err() == nil {
@@ -109,6 +112,18 @@ func (m *Module) serve(ctx context.Context, c net.Conn) error {
 		m.log.Warn("ttcb local authentication failed", "err", err)
 		return err
 	}
+	m.mu.Lock()
+	if m.sessions[eid] >= maxSessionsPerEntity {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: entity %d has %d sessions", ErrOverloaded, eid, maxSessionsPerEntity)
+	}
+	m.sessions[eid]++
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.sessions[eid]--
+		m.mu.Unlock()
+	}()
 	for ctx.Err() == nil {
 		f, err := readFrame(c)
 		if err != nil {

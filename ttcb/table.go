@@ -94,6 +94,9 @@ func (t *table) propose(now uint64, from EntityID, p TBAPropose, decideAt func(u
 	if p.TStart > now && p.TStart-now > t.lim.Horizon {
 		return out, fmt.Errorf("%w: tstart %d, now %d, horizon %d", ErrTooEarly, p.TStart, now, t.lim.Horizon)
 	}
+	if _, known := t.byEntity[from][key.Tag()]; !known && len(t.byEntity[from]) >= 8*t.lim.MaxPerEntity {
+		return out, fmt.Errorf("%w: entity %d holds %d results", ErrOverloaded, from, len(t.byEntity[from]))
+	}
 	t.remember(from, key, out.ReadyAt)
 	e := t.execs[key]
 	if now >= p.TStart {
