@@ -79,13 +79,15 @@ func (d *dataDeliverer) Step(ev core.Event, out *core.Output) error {
 // generic behaviour plus a replica proposing a wrong hash to the TTCB and
 // a sender that withholds its message from some replicas), correct TTCB.
 func HybridRMulticast(o Options) *sim.Suite {
+	st := &ttcbState{}
 	return &sim.Suite{
+		State:      st,
 		Name:       "hybrid-rmcast",
 		Resilience: core.HybridMulticast,
 		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) {
 			return brmHost(id, g, o.Broken), nil
 		},
-		Services: ttcbServices(nil),
+		Services: ttcbServices(st),
 		Start:    func(c *sim.Cluster) { startBroadcasts(c, o, brmInstance) },
 		Describe: func(_ core.InstanceID, p []byte) string { return hybrid.Describe(p) },
 		Mutate:   mutateHybrid,

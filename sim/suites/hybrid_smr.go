@@ -30,7 +30,9 @@ func validRequest(r []byte) bool { return bytes.HasPrefix(r, []byte("ok:")) }
 // consecutive from 1), integrity (only valid requests, none twice in a
 // batch) and, at the end, validity: every request is ordered everywhere.
 func HybridSMR(o Options) *sim.Suite {
+	st := &ttcbState{}
 	return &sim.Suite{
+		State:      st,
 		Name:       "hybrid-smr",
 		Resilience: core.HybridSMR,
 		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) {
@@ -43,7 +45,7 @@ func HybridSMR(o Options) *sim.Suite {
 			}
 			return e, nil
 		},
-		Services: ttcbServices(nil),
+		Services: ttcbServices(st),
 		Start:    startRequests,
 		Describe: func(_ core.InstanceID, p []byte) string { return hybrid.Describe(p) },
 		Mutate:   mutateHybrid,

@@ -74,3 +74,14 @@ func (c *countingService) Submit(now uint64, from core.NodeID, req core.ServiceR
 	}
 	c.ttcbService.Submit(now, from, req)
 }
+
+// TBAProposals is the number of block-agreement proposals (TBAPropose
+// requests) the last run of a hybrid-rmcast or hybrid-smr suite value
+// made, for benchmarks; ok is false for other suites.
+func TBAProposals(s *sim.Suite) (n uint64, ok bool) {
+	st, ok := s.State.(*ttcbState)
+	if !ok {
+		return 0, false
+	}
+	return st.calls, true
+}
