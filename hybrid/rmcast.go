@@ -157,7 +157,7 @@ func (r *RMulticast) Step(ev core.Event, out *core.Output) error {
 	return fmt.Errorf("hybrid: brm: unexpected event %s", ev)
 }
 
-// Sender (Fig. 2 of BRM-T): multicast M on the payload network, then
+// Sender (BRM-T): multicast M on the payload network, then
 // TTCB_propose(elist, tstart, TTCB_TBA_RMULTICAST, H(M)) and
 // TTCB_decide.
 func (r *RMulticast) multicast(in core.Input, out *core.Output) error {
