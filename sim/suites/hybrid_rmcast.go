@@ -92,7 +92,7 @@ func HybridRMulticast(o Options) *sim.Suite {
 		Describe: func(_ core.InstanceID, p []byte) string { return hybrid.Describe(p) },
 		Mutate:   mutateHybrid,
 		AltInput: twinInput,
-		Attacks:  hybridAttacks(),
+		Attacks:  hybridAttacks(st),
 		Check: func(c *sim.Cluster) []string {
 			return checkBroadcast(c, "agreement", rmOutcome)
 		},
@@ -152,9 +152,43 @@ func mutateHybrid(rng *rand.Rand, _ core.InstanceID, p []byte) []byte {
 }
 
 // hybridAttacks are the protocol-specific Byzantine behaviours of the
-// hybrid suites.
-func hybridAttacks() []sim.Behaviour {
-	return []sim.Behaviour{WrongHash{}, Withhold{}}
+// hybrid suites; with the run's TTCB state, also a host whose TTCB module
+// crashes mid-run.
+func hybridAttacks(st ...*ttcbState) []sim.Behaviour {
+	b := []sim.Behaviour{WrongHash{}, Withhold{}}
+	if len(st) > 0 {
+		b = append(b, ModuleCrash{st: st[0], After: 12})
+	}
+	return b
+}
+
+// ModuleCrash is a host whose replica behaves correctly but whose TTCB
+// module crashes after the replica's After-th step (ttcb.Model.Crash):
+// its requests are dropped and no reply reaches it any more — the one
+// crash a TTCB module may suffer, charged to the f faulty hosts.
+type ModuleCrash struct {
+	st    *ttcbState
+	After int
+}
+
+func (m ModuleCrash) Name() string { return "ttcb-crash" }
+func (m ModuleCrash) Wrap(id core.NodeID, inner core.Protocol, _ *sim.ByzContext) core.Protocol {
+	return &moduleCrasher{inner: inner, st: m.st, id: id, left: m.After}
+}
+
+type moduleCrasher struct {
+	inner core.Protocol
+	st    *ttcbState
+	id    core.NodeID
+	left  int
+}
+
+func (c *moduleCrasher) Step(ev core.Event, out *core.Output) error {
+	if c.left--; c.left == 0 && c.st.model != nil {
+		c.st.model.Crash(c.id)
+	}
+	_ = c.inner.Step(ev, out) // a faulty host's replica that broke itself carries on
+	return nil
 }
 
 // WrongHash is a replica that proposes a different hash to the TTCB than

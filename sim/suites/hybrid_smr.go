@@ -53,7 +53,7 @@ func HybridSMR(o Options) *sim.Suite {
 			v, _ := in.Value.([]byte)
 			return core.Input{Instance: in.Instance, Value: append(bytes.Clone(v), "-twin"...)}
 		},
-		Attacks:    hybridAttacks(),
+		Attacks:    hybridAttacks(st),
 		Check:      checkOrder,
 		Terminated: orderTerminated,
 	}

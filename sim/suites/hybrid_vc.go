@@ -25,8 +25,10 @@ func hybridVC(o Options, consensus bool) *sim.Suite {
 	if consensus {
 		name = "hybrid-consensus"
 	}
+	st := &ttcbState{}
 	return &sim.Suite{
 		Name:       name,
+		State:      st,
 		Resilience: core.Async, // n ≥ 3f+1, as the papers state
 		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) {
 			p := hybrid.DefaultVCParams(g, id, vcTStart)
@@ -45,7 +47,7 @@ func hybridVC(o Options, consensus bool) *sim.Suite {
 			}
 			return v, nil
 		},
-		Services: ttcbServices(nil),
+		Services: ttcbServices(st),
 		Start: func(c *sim.Cluster) {
 			// Proposals from a small set, all equal half the time (so
 			// consensus validity is exercised).
@@ -64,7 +66,7 @@ func hybridVC(o Options, consensus bool) *sim.Suite {
 			v, _ := in.Value.([]byte)
 			return core.Input{Instance: in.Instance, Value: append(bytes.Clone(v), "-twin"...)}
 		},
-		Attacks: hybridAttacks(),
+		Attacks: hybridAttacks(st),
 		Check: func(c *sim.Cluster) []string {
 			return checkVC(c)
 		},
