@@ -40,17 +40,26 @@ func TestRMulticastPropertiesUnderByzantineReplicas(t *testing.T) {
 // for the TTCB's agreement on its hash breaks agreement under an
 // equivocating sender.
 func TestSimulatorCatchesRMulticastDeliveringOnData(t *testing.T) {
-	cp := campaign(t, "hybrid-rmcast", "deliver-on-data", rmSizes, 200)
+	catchBroken(t, "hybrid-rmcast", "deliver-on-data", rmSizes, 200, "agreement")
+}
+
+// catchBroken runs a deliberately broken variant against equivocating
+// replicas and requires the checker to report the named property with a
+// trace.
+func catchBroken(t *testing.T, suite, broken string, sizes []sim.Size, seeds int, property string) {
+	t.Helper()
+	cp := campaign(t, suite, broken, sizes, seeds)
 	cp.Behaviours = []sim.Behaviour{sim.Equivocate{}}
+	cp.KeepFailures = 1
 	sum := cp.Run()
 	if sum.Violations == 0 {
-		t.Fatalf("broken BRM-T passed %d schedules", sum.Schedules)
+		t.Fatalf("broken %s (%s) passed %d schedules", suite, broken, sum.Schedules)
 	}
 	f := sum.Failures[0]
-	if !strings.Contains(strings.Join(f.Violations, "\n"), "agreement") || !strings.Contains(f.Trace, "DELIVER") {
-		t.Fatalf("failure lacks an agreement violation or a trace: %v", f.Violations)
+	if !strings.Contains(strings.Join(f.Violations, "\n"), property) || !strings.Contains(f.Trace, "DELIVER") {
+		t.Fatalf("failure lacks a %s violation or a trace: %v", property, f.Violations)
 	}
-	t.Logf("broken variant caught: %s; first failing seed %d", sum, f.Seed)
+	t.Logf("broken variant caught: %s; first failing seed %d: %s", sum, f.Seed, f.Violations[0])
 }
 
 var smrSizes = []sim.Size{{N: 3, F: 1}, {N: 5, F: 2}}
@@ -71,14 +80,7 @@ func TestEnginePropertiesUnderByzantineReplicas(t *testing.T) {
 // receives in an epoch, without waiting for the TTCB's agreement, violates
 // total order under an equivocating replica.
 func TestSimulatorCatchesEngineOrderingWithoutAgreement(t *testing.T) {
-	cp := campaign(t, "hybrid-smr", "order-first-propose", smrSizes, 10)
-	cp.Behaviours = []sim.Behaviour{sim.Equivocate{}}
-	cp.KeepFailures = 1
-	sum := cp.Run()
-	if sum.Violations == 0 {
-		t.Fatalf("broken engine passed %d schedules", sum.Schedules)
-	}
-	t.Logf("broken variant caught: %s; first failing seed %d: %v", sum, sum.Failures[0].Seed, sum.Failures[0].Violations[0])
+	catchBroken(t, "hybrid-smr", "order-first-propose", smrSizes, 10, "total order")
 }
 
 // apps/kv runs unchanged on smr.Replica with the hybrid engine on a
@@ -108,13 +110,7 @@ func TestConsensusPropertiesUnderByzantineReplicas(t *testing.T) {
 // The checker has teeth: deciding on the payload messages without the
 // TTCB's agreement violates agreement.
 func TestSimulatorCatchesVConsensusDecidingOnData(t *testing.T) {
-	cp := campaign(t, "hybrid-vconsensus", "decide-on-data", vcSizes, 30)
-	cp.Behaviours = []sim.Behaviour{sim.Equivocate{}}
-	sum := cp.Run()
-	if sum.Violations == 0 {
-		t.Fatalf("broken vector consensus passed %d schedules", sum.Schedules)
-	}
-	t.Logf("broken variant caught: %s; first failing seed %d: %v", sum, sum.Failures[0].Seed, sum.Failures[0].Violations[0])
+	catchBroken(t, "hybrid-vconsensus", "decide-on-data", vcSizes, 30, "agreement")
 }
 
 // Atomic multicast on vector consensus (n ∈ {4, 7}): agreement and total

@@ -51,9 +51,7 @@ func (d *dataDeliverer) Step(ev core.Event, out *core.Output) error {
 	if err := d.inner.Step(ev, &scratch); err != nil {
 		return err
 	}
-	out.Sends = append(out.Sends, scratch.Sends...)
-	out.Requests = append(out.Requests, scratch.Requests...)
-	out.Evidence = append(out.Evidence, scratch.Evidence...)
+	forward(&scratch, out)
 	deliver := func(inst core.InstanceID, v []byte) {
 		if !d.done {
 			d.done = true
@@ -79,25 +77,37 @@ func (d *dataDeliverer) Step(ev core.Event, out *core.Output) error {
 // generic behaviour plus a replica proposing a wrong hash to the TTCB and
 // a sender that withholds its message from some replicas), correct TTCB.
 func HybridRMulticast(o Options) *sim.Suite {
+	s := hybridSuite("hybrid-rmcast", core.HybridMulticast)
+	s.NewReplica = func(id core.NodeID, g core.Group) (core.Protocol, error) {
+		return brmHost(id, g, o.Broken), nil
+	}
+	s.Start = func(c *sim.Cluster) { startBroadcasts(c, o, brmInstance) }
+	s.Check = func(c *sim.Cluster) []string { return checkBroadcast(c, "agreement", rmOutcome) }
+	s.Terminated = func(c *sim.Cluster) bool { return broadcastTerminated(c, brmInstance, true) }
+	return s
+}
+
+// hybridSuite is what the hybrid suites share: the TTCB model as the
+// "ttcb" service (its per-run state in Suite.State), traces, the message
+// mutator, Twins inputs and the hybrid attacks.
+func hybridSuite(name string, r core.Resilience) *sim.Suite {
 	st := &ttcbState{}
 	return &sim.Suite{
-		State:      st,
-		Name:       "hybrid-rmcast",
-		Resilience: core.HybridMulticast,
-		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) {
-			return brmHost(id, g, o.Broken), nil
-		},
+		Name: name, Resilience: r, State: st,
 		Services: ttcbServices(st),
-		Start:    func(c *sim.Cluster) { startBroadcasts(c, o, brmInstance) },
 		Describe: func(_ core.InstanceID, p []byte) string { return hybrid.Describe(p) },
 		Mutate:   mutateHybrid,
 		AltInput: twinInput,
 		Attacks:  hybridAttacks(st),
-		Check: func(c *sim.Cluster) []string {
-			return checkBroadcast(c, "agreement", rmOutcome)
-		},
-		Terminated: func(c *sim.Cluster) bool { return broadcastTerminated(c, brmInstance, true) },
 	}
+}
+
+// forward copies a wrapped core's sends, service requests and evidence
+// (everything but deliveries, which broken variants make themselves).
+func forward(scratch, out *core.Output) {
+	out.Sends = append(out.Sends, scratch.Sends...)
+	out.Requests = append(out.Requests, scratch.Requests...)
+	out.Evidence = append(out.Evidence, scratch.Evidence...)
 }
 
 func rmOutcome(v any) string {

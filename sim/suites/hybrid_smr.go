@@ -3,7 +3,6 @@ package suites
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 
 	"github.com/maftia/maftia/core"
@@ -30,33 +29,19 @@ func validRequest(r []byte) bool { return bytes.HasPrefix(r, []byte("ok:")) }
 // consecutive from 1), integrity (only valid requests, none twice in a
 // batch) and, at the end, validity: every request is ordered everywhere.
 func HybridSMR(o Options) *sim.Suite {
-	st := &ttcbState{}
-	return &sim.Suite{
-		State:      st,
-		Name:       "hybrid-smr",
-		Resilience: core.HybridSMR,
-		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) {
-			e, err := hybrid.New(smrRoot, hybrid.DefaultParams(g, id, validRequest))
-			if err != nil {
-				return nil, err
-			}
-			if o.Broken == "order-first-propose" {
-				return &firstProposeOrderer{Engine: e}, nil
-			}
-			return e, nil
-		},
-		Services: ttcbServices(st),
-		Start:    startRequests,
-		Describe: func(_ core.InstanceID, p []byte) string { return hybrid.Describe(p) },
-		Mutate:   mutateHybrid,
-		AltInput: func(_ *rand.Rand, in core.Input) core.Input {
-			v, _ := in.Value.([]byte)
-			return core.Input{Instance: in.Instance, Value: append(bytes.Clone(v), "-twin"...)}
-		},
-		Attacks:    hybridAttacks(st),
-		Check:      checkOrder,
-		Terminated: orderTerminated,
+	s := hybridSuite("hybrid-smr", core.HybridSMR)
+	s.NewReplica = func(id core.NodeID, g core.Group) (core.Protocol, error) {
+		e, err := hybrid.New(smrRoot, hybrid.DefaultParams(g, id, validRequest))
+		if err != nil {
+			return nil, err
+		}
+		if o.Broken == "order-first-propose" {
+			return &firstProposeOrderer{Engine: e}, nil
+		}
+		return e, nil
 	}
+	s.Start, s.Check, s.Terminated = startRequests, checkOrder, orderTerminated
+	return s
 }
 
 // startRequests submits 1–4 requests, each to a random set of replicas
@@ -176,10 +161,7 @@ func (o *firstProposeOrderer) Step(ev core.Event, out *core.Output) error {
 	if err := o.Engine.Step(ev, &scratch); err != nil {
 		return err
 	}
-	scratch.Deliveries = nil
-	out.Sends = append(out.Sends, scratch.Sends...)
-	out.Requests = append(out.Requests, scratch.Requests...)
-	out.Evidence = append(out.Evidence, scratch.Evidence...)
+	forward(&scratch, out)
 	if o.done == nil {
 		o.done = map[uint64]bool{}
 	}

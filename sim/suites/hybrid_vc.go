@@ -1,9 +1,7 @@
 package suites
 
 import (
-	"bytes"
 	"fmt"
-	"math/rand/v2"
 
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/hybrid"
@@ -25,60 +23,46 @@ func hybridVC(o Options, consensus bool) *sim.Suite {
 	if consensus {
 		name = "hybrid-consensus"
 	}
-	st := &ttcbState{}
-	return &sim.Suite{
-		Name:       name,
-		State:      st,
-		Resilience: core.Async, // n ≥ 3f+1, as the papers state
-		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) {
-			p := hybrid.DefaultVCParams(g, id, vcTStart)
-			var v *hybrid.VConsensus
-			var err error
-			if consensus {
-				v, err = hybrid.NewConsensus(vcRoot, p)
-			} else {
-				v, err = hybrid.NewVConsensus(vcRoot, p)
-			}
-			if err != nil {
-				return nil, err
-			}
-			if o.Broken == "decide-on-data" {
-				return &dataVectorDecider{VConsensus: v, g: g}, nil
-			}
-			return v, nil
-		},
-		Services: ttcbServices(st),
-		Start: func(c *sim.Cluster) {
-			// Proposals from a small set, all equal half the time (so
-			// consensus validity is exercised).
-			same := c.Rng.IntN(2) == 0
-			for _, id := range c.Group.Members() {
-				v := "a"
-				if !same {
-					v = string(rune('a' + c.Rng.IntN(3)))
-				}
-				c.Input(id, core.Input{Instance: vcRoot, Value: []byte(v)})
-			}
-		},
-		Describe: func(_ core.InstanceID, p []byte) string { return hybrid.Describe(p) },
-		Mutate:   mutateHybrid,
-		AltInput: func(_ *rand.Rand, in core.Input) core.Input {
-			v, _ := in.Value.([]byte)
-			return core.Input{Instance: in.Instance, Value: append(bytes.Clone(v), "-twin"...)}
-		},
-		Attacks: hybridAttacks(st),
-		Check: func(c *sim.Cluster) []string {
-			return checkVC(c)
-		},
-		Terminated: func(c *sim.Cluster) bool {
-			for _, id := range c.Correct() {
-				if len(c.Deliveries(id)) == 0 {
-					return false
-				}
-			}
-			return true
-		},
+	s := hybridSuite(name, core.Async) // n ≥ 3f+1, as the papers state
+	s.NewReplica = func(id core.NodeID, g core.Group) (core.Protocol, error) {
+		p := hybrid.DefaultVCParams(g, id, vcTStart)
+		var v *hybrid.VConsensus
+		var err error
+		if consensus {
+			v, err = hybrid.NewConsensus(vcRoot, p)
+		} else {
+			v, err = hybrid.NewVConsensus(vcRoot, p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if o.Broken == "decide-on-data" {
+			return &dataVectorDecider{VConsensus: v, g: g}, nil
+		}
+		return v, nil
 	}
+	s.Start = func(c *sim.Cluster) {
+		// Proposals from a small set, all equal half the time (so
+		// consensus validity is exercised).
+		same := c.Rng.IntN(2) == 0
+		for _, id := range c.Group.Members() {
+			v := "a"
+			if !same {
+				v = string(rune('a' + c.Rng.IntN(3)))
+			}
+			c.Input(id, core.Input{Instance: vcRoot, Value: []byte(v)})
+		}
+	}
+	s.Check = checkVC
+	s.Terminated = func(c *sim.Cluster) bool {
+		for _, id := range c.Correct() {
+			if len(c.Deliveries(id)) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return s
 }
 
 // checkVC checks agreement, integrity and the validity of vector
@@ -167,8 +151,7 @@ func (d *dataVectorDecider) Step(ev core.Event, out *core.Output) error {
 	if err := d.VConsensus.Step(ev, &scratch); err != nil {
 		return err
 	}
-	out.Sends = append(out.Sends, scratch.Sends...)
-	out.Requests = append(out.Requests, scratch.Requests...)
+	forward(&scratch, out)
 	if d.vals == nil {
 		d.vals = map[core.NodeID][]byte{}
 	}
