@@ -91,6 +91,7 @@ type RMOutcome struct {
 const (
 	rmTagPropose uint64 = 2 // and 3 for the decide that follows
 	rmTagTime    uint64 = 4
+	rmTagJoin    uint64 = 6 // timestamp asked before joining on a RETRANSMIT
 )
 
 // RMulticast is one BRM-T instance at one replica; see the package
@@ -104,10 +105,11 @@ type RMulticast struct {
 	haveValue bool
 	digest    ttcb.Value
 
-	proposed bool
-	result   *ttcb.TBAResult
-	refused  bool // the TTCB refused to give us the result: we never deliver
-	done     bool // delivered, or known never to deliver
+	proposed  bool
+	joinAsked bool // a timestamp request for joining is outstanding
+	result    *ttcb.TBAResult
+	refused   bool // the TTCB refused to give us the result: we never deliver
+	done      bool // delivered, or known never to deliver
 
 	// candidates are messages received in RETRANSMITs before the result
 	// was known: at most one per sender, so memory is bounded by n.
@@ -240,11 +242,18 @@ func (r *RMulticast) onData(from core.NodeID, v []byte, out *core.Output) {
 
 // Recovery: M retransmitted by a replica that holds it. Before the result
 // is known it is only a candidate; it also tells us the instance exists,
-// so we join the block agreement to learn its result.
+// so we join the block agreement to learn its result — but only once TTCB
+// time is past tstart (asked with a trusted timestamp): a correct replica
+// retransmits only after the agreement, so an earlier RETRANSMIT is a
+// Byzantine attempt to make us propose "nothing" before the sender's
+// DATA arrives, which would keep us out of proposed-ok.
 func (r *RMulticast) onRetransmit(from core.NodeID, v []byte, out *core.Output) {
 	if r.result == nil {
 		r.candidates[from] = v
-		r.propose(ttcb.Value{}, out) // "I do not have M" (or late): just learn the result
+		if !r.proposed && !r.joinAsked {
+			r.joinAsked = true
+			out.Request(r.inst, ttcb.ServiceName, rmTagJoin, ttcb.GetTimestamp{})
+		}
 		return
 	}
 	r.candidates[from] = v
@@ -257,6 +266,13 @@ func (r *RMulticast) onRetransmit(from core.NodeID, v []byte, out *core.Output) 
 func (r *RMulticast) Join(out *core.Output) { r.propose(ttcb.Value{}, out) }
 
 func (r *RMulticast) reply(e core.ServiceReply, out *core.Output) {
+	if e.Tag == rmTagJoin {
+		r.joinAsked = false
+		if ts, ok := e.Reply.(ttcb.Timestamp); ok && ts.Time >= r.p.TStart && r.result == nil {
+			r.Join(out)
+		}
+		return
+	}
 	if (e.Tag != rmTagPropose|1 && e.Tag != rmTagTime) || r.result != nil || r.refused {
 		return // propose acknowledgements (or refusals) need no action
 	}

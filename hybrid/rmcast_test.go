@@ -54,6 +54,28 @@ func TestRMulticastDeliversOnlyTheDecidedMessage(t *testing.T) {
 	}
 }
 
+// A RETRANSMIT before tstart (only a Byzantine replica sends one) does not
+// make a replica propose "nothing" early: it joins only once a trusted
+// timestamp shows tstart has passed, so the sender's DATA still counts.
+func TestRMulticastEarlyRetransmitDoesNotPreemptProposal(t *testing.T) {
+	r := newRM(t, 2, 1)
+	var out core.Output
+	_ = r.Step(core.Message{From: 3, Instance: "brm:1", Payload: Encode(&Message{Kind: KindRetransmit, Value: []byte("junk")})}, &out)
+	if len(out.Requests) != 1 || out.Requests[0].Request != (ttcb.GetTimestamp{}) {
+		t.Fatalf("want one timestamp request, got %+v", out.Requests)
+	}
+	out.Reset()
+	_ = r.Step(core.ServiceReply{Instance: "brm:1", Service: ttcb.ServiceName, Tag: rmTagJoin, Reply: ttcb.Timestamp{Time: 10}}, &out)
+	if len(out.Requests) != 0 {
+		t.Fatalf("joined before tstart: %+v", out.Requests)
+	}
+	_ = r.Step(core.Message{From: 1, Instance: "brm:1", Payload: Encode(&Message{Kind: KindData, Value: []byte("m")})}, &out)
+	p, ok := out.Requests[0].Request.(ttcb.TBAPropose)
+	if !ok || p.Value != RMDigest("brm:1", 60, []byte("m")) {
+		t.Fatalf("did not propose the sender's hash: %+v", out.Requests)
+	}
+}
+
 // No decision (the sender did not propose by tstart): nothing is delivered.
 func TestRMulticastUndecidedDeliversNothing(t *testing.T) {
 	r := newRM(t, 2, 1)

@@ -78,6 +78,13 @@ func (d *dataDeliverer) Step(ev core.Event, out *core.Output) error {
 // a sender that withholds its message from some replicas), correct TTCB.
 func HybridRMulticast(o Options) *sim.Suite {
 	s := hybridSuite("hybrid-rmcast", core.HybridMulticast)
+	s.Attacks = append(s.Attacks, EarlyRetransmit{Instances: func(g core.Group) []core.InstanceID {
+		var ids []core.InstanceID
+		for _, id := range g.Members() {
+			ids = append(ids, brmInstance(id))
+		}
+		return ids
+	}})
 	s.NewReplica = func(id core.NodeID, g core.Group) (core.Protocol, error) {
 		return brmHost(id, g, o.Broken), nil
 	}
@@ -170,6 +177,34 @@ func hybridAttacks(st ...*ttcbState) []sim.Behaviour {
 		b = append(b, ModuleCrash{st: st[0], After: 12})
 	}
 	return b
+}
+
+// EarlyRetransmit is a replica that, on its first step, sends every
+// replica a RETRANSMIT with junk for every multicast instance it can
+// guess, before any tstart: an attempt to make correct replicas propose
+// "nothing" before the sender's DATA arrives (and so keep them out of
+// proposed-ok). It then behaves correctly.
+type EarlyRetransmit struct {
+	Instances func(core.Group) []core.InstanceID
+}
+
+func (EarlyRetransmit) Name() string { return "early-retransmit" }
+func (e EarlyRetransmit) Wrap(_ core.NodeID, inner core.Protocol, x *sim.ByzContext) core.Protocol {
+	return &earlyRetransmitter{inner: inner, insts: e.Instances(x.Group)}
+}
+
+type earlyRetransmitter struct {
+	inner core.Protocol
+	insts []core.InstanceID
+}
+
+func (e *earlyRetransmitter) Step(ev core.Event, out *core.Output) error {
+	for _, inst := range e.insts {
+		out.Broadcast(inst, hybrid.Encode(&hybrid.Message{Kind: hybrid.KindRetransmit, Value: []byte("junk")}))
+	}
+	e.insts = nil
+	_ = e.inner.Step(ev, out)
+	return nil
 }
 
 // ModuleCrash is a host whose replica behaves correctly but whose TTCB

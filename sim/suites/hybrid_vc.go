@@ -24,6 +24,15 @@ func hybridVC(o Options, consensus bool) *sim.Suite {
 		name = "hybrid-consensus"
 	}
 	s := hybridSuite(name, core.Async) // n ≥ 3f+1, as the papers state
+	s.Attacks = append(s.Attacks, EarlyRetransmit{Instances: func(g core.Group) []core.InstanceID {
+		var ids []core.InstanceID
+		for r := uint64(0); r < 3; r++ {
+			for _, id := range g.Members() {
+				ids = append(ids, vcRoot.ChildN("r", r).ChildN("brm", uint64(id)))
+			}
+		}
+		return ids
+	}})
 	s.NewReplica = func(id core.NodeID, g core.Group) (core.Protocol, error) {
 		p := hybrid.DefaultVCParams(g, id, vcTStart)
 		var v *hybrid.VConsensus
