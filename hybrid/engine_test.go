@@ -86,6 +86,13 @@ func FuzzStepEngine(f *testing.F) {
 		// Results for every owner of epoch 0: the fuzzed batch decided for
 		// its owner (if it parsed), the others undecided.
 		for _, j := range g3smr.Members() {
+			if (uint8(j)+owner)%4 == 0 {
+				// "no execution or expired", then the time that tells which
+				// (an expired result halts the replica: a local error, fine).
+				_ = e.Step(core.ServiceReply{Instance: "order", Service: ttcb.ServiceName, Tag: e.tag(0, j) | tagDecide, Reply: ttcb.Refused{Err: ttcb.ErrExpired}}, &out)
+				_ = e.Step(core.ServiceReply{Instance: "order", Service: ttcb.ServiceName, Tag: e.tag(0, j) | tagTime, Reply: ttcb.Timestamp{Time: uint64(mask) * 100}}, &out)
+				continue
+			}
 			res := ttcb.TBAResult{ProposedOK: ttcb.Mask(mask)}
 			if m != nil && m.Owner == j && owner%2 == 1 {
 				res.Decided, res.Value = true, BatchHash("order", 0, j, m.Requests)
