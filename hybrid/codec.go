@@ -1,8 +1,9 @@
 package hybrid
 
 import (
-	"encoding/binary"
 	"fmt"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/wire"
@@ -39,88 +40,14 @@ func (k Kind) String() string {
 
 // Message is the decoded form of every message of this package. Which
 // fields are set depends on Kind: Value for DATA/RETRANSMIT; Epoch and
-// Owner for FETCH; Epoch, Owner and Requests for PROPOSE/BATCH.
+// Owner for FETCH; Epoch, Owner and Requests for PROPOSE/BATCH. On the
+// wire it is a wire.Hybrid protobuf message (wire/hybrid.proto).
 type Message struct {
 	Kind     Kind
 	Value    []byte
 	Epoch    uint64
 	Owner    core.NodeID
 	Requests [][]byte
-}
-
-// The encoding is canonical and length-checked (no protobuf: every field
-// is fixed-width or u32-length-prefixed, and Decode accepts exactly what
-// Encode produces, so a re-encoded message is byte-identical):
-//
-//	DATA, RETRANSMIT: kind u8 | len u32 | value
-//	FETCH:            kind u8 | epoch u64 | owner u32
-//	PROPOSE, BATCH:   kind u8 | epoch u64 | owner u32 | count u32 | (len u32 | request)*
-
-// Encode marshals a message.
-func Encode(m *Message) []byte {
-	b := []byte{byte(m.Kind)}
-	switch m.Kind {
-	case KindData, KindRetransmit:
-		b = binary.BigEndian.AppendUint32(b, uint32(len(m.Value)))
-		b = append(b, m.Value...)
-	case KindFetch:
-		b = binary.BigEndian.AppendUint64(b, m.Epoch)
-		b = binary.BigEndian.AppendUint32(b, uint32(m.Owner))
-	case KindPropose, KindBatch:
-		b = binary.BigEndian.AppendUint64(b, m.Epoch)
-		b = binary.BigEndian.AppendUint32(b, uint32(m.Owner))
-		b = binary.BigEndian.AppendUint32(b, uint32(len(m.Requests)))
-		for _, r := range m.Requests {
-			b = binary.BigEndian.AppendUint32(b, uint32(len(r)))
-			b = append(b, r...)
-		}
-	}
-	return b
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: hybrid: "+format, append([]any{wire.ErrMalformed}, args...)...)
-	}
-}
-
-func (d *decoder) u32() uint32 {
-	if len(d.b) < 4 {
-		d.fail("truncated")
-		return 0
-	}
-	v := binary.BigEndian.Uint32(d.b)
-	d.b = d.b[4:]
-	return v
-}
-
-func (d *decoder) u64() uint64 {
-	if len(d.b) < 8 {
-		d.fail("truncated")
-		return 0
-	}
-	v := binary.BigEndian.Uint64(d.b)
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *decoder) bytes(max int) []byte {
-	n := d.u32()
-	if d.err != nil {
-		return nil
-	}
-	if uint64(n) > uint64(max) || uint64(n) > uint64(len(d.b)) {
-		d.fail("field of %d bytes (max %d, %d left)", n, max, len(d.b))
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
 }
 
 // Limits bound what Decode accepts.
@@ -131,43 +58,54 @@ type Limits struct {
 	MaxN        int // largest replica ID (the group size)
 }
 
-// Decode parses and validates a message from the network. Errors wrap
-// wire.ErrMalformed and their text depends only on the input.
+// Encode marshals a message (wire.Hybrid, deterministic protobuf).
+func Encode(m *Message) []byte {
+	return wire.Marshal(&wire.Hybrid{Kind: wire.Hybrid_Kind(m.Kind), Value: m.Value, Epoch: m.Epoch,
+		Owner: uint32(m.Owner), Requests: m.Requests})
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: hybrid: "+format, append([]any{wire.ErrMalformed}, args...)...)
+}
+
+// Decode parses and validates a message from the network: the fields its
+// kind uses must be in range and the others absent. Errors wrap
+// wire.ErrMalformed and their text depends only on the input (protobuf-go
+// randomises its own error texts, so they are not passed on).
 func Decode(b []byte, lim Limits) (*Message, error) {
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: hybrid: empty message", wire.ErrMalformed)
+	var w wire.Hybrid
+	if err := proto.Unmarshal(b, &w); err != nil {
+		return nil, malformed("%d bytes are not a protobuf message", len(b))
 	}
-	d := &decoder{b: b[1:]}
-	m := &Message{Kind: Kind(b[0])}
+	if w.Kind < wire.Hybrid_DATA || w.Kind > wire.Hybrid_BATCH {
+		return nil, malformed("unknown kind %d", w.Kind)
+	}
+	m := &Message{Kind: Kind(w.Kind), Value: w.Value, Epoch: w.Epoch, Owner: core.NodeID(w.Owner), Requests: w.Requests}
 	switch m.Kind {
 	case KindData, KindRetransmit:
-		m.Value = d.bytes(lim.MaxValue)
-	case KindFetch, KindPropose, KindBatch:
-		m.Epoch = d.u64()
-		m.Owner = core.NodeID(d.u32())
-		if d.err == nil && (m.Owner < 1 || int(m.Owner) > lim.MaxN) {
-			d.fail("owner %d not in 1..%d", m.Owner, lim.MaxN)
+		if len(m.Value) > lim.MaxValue {
+			return nil, malformed("%s value of %d bytes > %d", m.Kind, len(m.Value), lim.MaxValue)
 		}
-		if m.Kind != KindFetch {
-			count := d.u32()
-			if d.err == nil && (uint64(count) > uint64(lim.MaxRequests) || uint64(count)*4 > uint64(len(d.b))) {
-				d.fail("%d requests (max %d)", count, lim.MaxRequests)
-			}
-			for i := uint32(0); d.err == nil && i < count; i++ {
-				r := d.bytes(lim.MaxRequest)
-				if d.err == nil {
-					m.Requests = append(m.Requests, r)
-				}
+		if m.Epoch != 0 || m.Owner != 0 || len(m.Requests) != 0 {
+			return nil, malformed("%s with epoch, owner or requests", m.Kind)
+		}
+	case KindFetch, KindPropose, KindBatch:
+		if m.Owner < 1 || int(m.Owner) > lim.MaxN {
+			return nil, malformed("owner %d not in 1..%d", m.Owner, lim.MaxN)
+		}
+		if len(m.Value) != 0 || (m.Kind == KindFetch && len(m.Requests) != 0) {
+			return nil, malformed("%s with a value or requests", m.Kind)
+		}
+		if len(m.Requests) > lim.MaxRequests {
+			return nil, malformed("%d requests > %d", len(m.Requests), lim.MaxRequests)
+		}
+		for _, r := range m.Requests {
+			if len(r) > lim.MaxRequest {
+				return nil, malformed("request of %d bytes > %d", len(r), lim.MaxRequest)
 			}
 		}
 	default:
-		return nil, fmt.Errorf("%w: hybrid: unknown kind %d", wire.ErrMalformed, b[0])
-	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
-	if d.err != nil {
-		return nil, d.err
+		return nil, malformed("unknown kind %d", w.Kind)
 	}
 	return m, nil
 }
