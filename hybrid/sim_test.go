@@ -4,9 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/sim"
 	"github.com/maftia/maftia/sim/simtest"
 	"github.com/maftia/maftia/sim/suites"
+	"github.com/maftia/maftia/ttcb"
 )
 
 func campaign(t testing.TB, name, broken string, sizes []sim.Size, seeds int) *sim.Campaign {
@@ -117,4 +119,48 @@ func TestSimulatorCatchesVConsensusDecidingOnData(t *testing.T) {
 // order, integrity, validity.
 func TestAMulticastPropertiesUnderByzantineReplicas(t *testing.T) {
 	simtest.Run(t, campaign(t, "hybrid-amcast", "", vcSizes, simtest.Seeds(300)))
+}
+
+// rolledBack wraps a TTCB service so that host 1's module answers from a
+// rolled-back state (ATTACKS row 12): the decided block agreements on
+// replica 2's batches (engine tags carry the owner) look undecided to it,
+// i.e. two results for one agreement.
+type rolledBack struct{ sim.Service }
+
+func (r rolledBack) Advance(now uint64) []sim.ServiceDelivery {
+	ds := r.Service.Advance(now)
+	for i, d := range ds {
+		if res, ok := d.Reply.Reply.(ttcb.TBAResult); ok && d.To == 1 && res.Decided && d.Reply.Tag>>2&(1<<11-1) == 2 {
+			ds[i].Reply.Reply = ttcb.TBAResult{Tag: res.Tag, ProposedAny: res.ProposedAny}
+		}
+	}
+	return ds
+}
+
+// The hybrid protocols rely on the TTCB never giving two results for one
+// agreement (ATTACKS row 12: a rolled-back or cloned module must be
+// refused by the ttcb package): with one module answering from a rolled
+// back state, the checker reports the broken total order.
+func TestSimulatorCatchesRolledBackTTCB(t *testing.T) {
+	mk := func() *sim.Suite {
+		s, _ := suites.Get("hybrid-smr", suites.Options{})
+		s.Start = func(c *sim.Cluster) { // one request per correct replica
+			c.Input(1, core.Input{Instance: core.Root("order"), Value: []byte("ok:one")})
+			c.Input(2, core.Input{Instance: core.Root("order"), Value: []byte("ok:two")})
+		}
+		inner := s.Services
+		s.Services = func(g core.Group, seed uint64) map[string]sim.Service {
+			m := inner(g, seed)
+			m[ttcb.ServiceName] = rolledBack{m[ttcb.ServiceName]}
+			return m
+		}
+		return s
+	}
+	cp := &sim.Campaign{Suite: mk(), NewSuite: mk, Sizes: []sim.Size{{N: 3, F: 1}}, Seeds: 10, KeepFailures: 1,
+		Behaviours: []sim.Behaviour{sim.Silent{}}}
+	sum := cp.Run()
+	if sum.Violations == 0 || !strings.Contains(strings.Join(sum.Failures[0].Violations, "\n"), "total order") {
+		t.Fatalf("a rolled-back TTCB went unnoticed in %d schedules: %v", sum.Schedules, sum.Failures)
+	}
+	t.Logf("rolled-back TTCB caught: %s; first failing seed %d: %s", sum, sum.Failures[0].Seed, sum.Failures[0].Violations[0])
 }
