@@ -149,3 +149,31 @@ func FuzzStepVConsensus(f *testing.F) {
 		}
 	})
 }
+
+// "Expired" from the TTCB means either that nobody proposed by tstart or
+// that the result expired: a trusted timestamp within the retention tells
+// the first (the execution decided nothing); past it, the replica cannot
+// know the common result and halts rather than guess.
+func TestEngineTellsNeverProposedFromExpired(t *testing.T) {
+	for _, tc := range []struct {
+		now     uint64
+		wantErr bool
+	}{{now: 100}, {now: 40 + 10 + DefaultParams(g3smr, 2, okValid).Retention, wantErr: true}} {
+		e := newEngine(t)
+		var out core.Output
+		_ = e.Step(core.Input{Instance: "order", Value: []byte("ok:a")}, &out)
+		if err := e.Step(core.ServiceReply{Instance: "order", Service: ttcb.ServiceName, Tag: e.tag(0, 3) | tagDecide, Reply: ttcb.Refused{Err: ttcb.ErrExpired}}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if q := out.Requests[len(out.Requests)-1]; q.Request != (ttcb.GetTimestamp{}) || q.Tag != e.tag(0, 3)|tagTime {
+			t.Fatalf("want a timestamp request, got %+v", q)
+		}
+		err := e.Step(core.ServiceReply{Instance: "order", Service: ttcb.ServiceName, Tag: e.tag(0, 3) | tagTime, Reply: ttcb.Timestamp{Time: tc.now}}, &out)
+		if (err != nil) != tc.wantErr {
+			t.Fatalf("now=%d: err %v, want error %v", tc.now, err, tc.wantErr)
+		}
+		if !tc.wantErr && (e.cur.results[2] == nil || e.cur.results[2].Decided) {
+			t.Fatalf("now=%d: result %+v, want undecided", tc.now, e.cur.results[2])
+		}
+	}
+}
