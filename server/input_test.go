@@ -163,7 +163,11 @@ func TestBadClientInputRefusedAndCounted(t *testing.T) {
 	if err != nil || string(res.Value) != "1" {
 		t.Fatalf("get a = %v, %v", res, err)
 	}
+	// Replica 1 may trail the f+1 replicas that answered: wait for it.
 	st := l.Server(1).Stats()
+	for deadline := time.Now().Add(10 * time.Second); st.Executed < executed+2 && time.Now().Before(deadline); st = l.Server(1).Stats() {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if st.Executed != executed+2 {
 		t.Fatalf("executed %d requests since the replay, want 2 (the honest put and get): a replay executed (S4)", st.Executed-executed)
 	}
