@@ -55,7 +55,10 @@ type Config struct {
 	Tick       time.Duration // default 10 ms
 	BatchSize  int           // requests per replica per epoch; default 256
 	MaxRequest int           // default 64 KiB
-	Logger     *slog.Logger
+	// CheckpointEvery is the number of batches between checkpoint
+	// certificates (smr, Quorum key); default 64.
+	CheckpointEvery uint64
+	Logger          *slog.Logger
 }
 
 // Server is one running replica. See the package documentation.
@@ -92,6 +95,7 @@ type Server struct {
 	attack   atomic.Pointer[Attack]
 	pos      atomic.Uint64
 	repliesN atomic.Uint64
+	stable   atomic.Uint64 // latest certified checkpoint
 }
 
 type waitKey struct{ client, seq uint64 }
@@ -182,6 +186,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	rp := smr.DefaultParams(g, s.self, s.verifyReq)
 	rp.MaxRequest = ap.MaxRequest
+	rp.CheckpointEvery, rp.Quorum, rp.QuorumKey = cfg.CheckpointEvery, c.Quorum, p.Quorum
+	if rp.CheckpointEvery == 0 {
+		rp.CheckpointEvery = 64
+	}
 	if s.rep, err = smr.NewReplica(rp, s.eng, cfg.FSM); err != nil {
 		return nil, err
 	}
@@ -274,6 +282,10 @@ func (s *Server) Status() node.Status { return s.nd.Status() }
 // Stats are the replication counters (refreshed at every delivery).
 func (s *Server) Stats() smr.Stats { return *s.stats.Load() }
 
+// StableCheckpoint is the position of the latest certified checkpoint
+// (refreshed at every delivery).
+func (s *Server) StableCheckpoint() uint64 { return s.stable.Load() }
+
 // Replies is the number of signed replies sent to clients.
 func (s *Server) Replies() uint64 { return s.repliesN.Load() }
 
@@ -353,6 +365,7 @@ func (s *Server) deliver(d core.Delivery) {
 	st := s.rep.Stats()
 	s.stats.Store(&st)
 	s.pos.Store(e.Position)
+	s.stable.Store(s.rep.StableCheckpoint().Seq)
 	s.replyCh <- e
 }
 
