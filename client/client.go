@@ -82,6 +82,7 @@ type conn struct {
 	wg      sync.WaitGroup
 	out     chan []byte // requests for the writer goroutine
 	writing bool        // the writer goroutine was started
+	failed  time.Time   // last failed dial: no new attempt for a second
 }
 
 type frame struct {
@@ -101,7 +102,7 @@ func Dial(cluster *keys.Cluster, key *keys.ClientPrivate, opts Options) (*Client
 		opts.Retry = 500 * time.Millisecond
 	}
 	if opts.DialTimeout <= 0 {
-		opts.DialTimeout = 2 * time.Second
+		opts.DialTimeout = 5 * time.Second
 	}
 	if opts.Addresses != nil && len(opts.Addresses) != len(cluster.Members) {
 		return nil, fmt.Errorf("client: %d addresses for %d replicas", len(opts.Addresses), len(cluster.Members))
@@ -136,6 +137,36 @@ func (c *Client) Faults() map[uint32]uint64 {
 		out[k] = v
 	}
 	return out
+}
+
+// Connect opens the connections to every replica now (Submit otherwise
+// opens them on first use) and reports how many succeeded. Load
+// generators call it for their clients a few at a time, so thousands of
+// TLS handshakes do not all start at once.
+func (c *Client) Connect(ctx context.Context) int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for _, cn := range c.conns {
+		cn.mu.Lock()
+		connected := cn.nc != nil
+		cn.mu.Unlock()
+		if connected {
+			ok++
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := cn.dial(ctx, c); err == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return ok
 }
 
 // Close closes every connection.
@@ -289,8 +320,17 @@ func (cn *conn) send(c *Client, body []byte) {
 	nc := cn.nc
 	cn.mu.Unlock()
 	if nc == nil {
+		cn.mu.Lock()
+		recent := time.Since(cn.failed) < time.Second
+		cn.mu.Unlock()
+		if recent {
+			return // back off: a storm of handshakes would time out together
+		}
 		var err error
-		if nc, err = cn.dial(c); err != nil {
+		if nc, err = cn.dial(context.Background(), c); err != nil {
+			cn.mu.Lock()
+			cn.failed = time.Now()
+			cn.mu.Unlock()
 			return
 		}
 	}
@@ -300,7 +340,7 @@ func (cn *conn) send(c *Client, body []byte) {
 	}
 }
 
-func (cn *conn) dial(c *Client) (net.Conn, error) {
+func (cn *conn) dial(ctx context.Context, c *Client) (net.Conn, error) {
 	d := &net.Dialer{Timeout: c.opts.DialTimeout}
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
@@ -316,7 +356,7 @@ func (cn *conn) dial(c *Client) (net.Conn, error) {
 			return nil
 		},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.DialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
 	nc, err := (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", cn.addr)
 	if err != nil {

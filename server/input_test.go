@@ -163,7 +163,11 @@ func TestBadClientInputRefusedAndCounted(t *testing.T) {
 	if err != nil || string(res.Value) != "1" {
 		t.Fatalf("get a = %v, %v", res, err)
 	}
+	// Replica 1 may trail the f+1 replicas that answered: wait for it.
 	st := l.Server(1).Stats()
+	for deadline := time.Now().Add(10 * time.Second); st.Executed < executed+2 && time.Now().Before(deadline); st = l.Server(1).Stats() {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if st.Executed != executed+2 {
 		t.Fatalf("executed %d requests since the replay, want 2 (the honest put and get): a replay executed (S4)", st.Executed-executed)
 	}
@@ -188,5 +192,40 @@ func TestBadClientInputRefusedAndCounted(t *testing.T) {
 	defer fc.Close()
 	if _, err := fc.Submit(ctx, put); !errors.Is(err, client.ErrRefused) {
 		t.Fatalf("forged client: %v, want ErrRefused", err)
+	}
+}
+
+// TestConnectionInFlightBoundReleases: the per-connection bound on
+// requests waiting for execution counts only requests still waiting, so a
+// long-lived connection is not refused as overloaded after
+// maxInFlightPerConn requests in total (regression).
+func TestConnectionInFlightBoundReleases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
+	}
+	l := startLocal(t, 4, 1, 1, false, nil)
+	c := dial(t, l, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 5 {
+		if _, err := c.Submit(ctx, kv.EncodeOp(&wire.KVOp{Kind: wire.KVOp_GET, Key: []byte("a")})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waiting := func() (n int) {
+		s := l.Server(1)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for conn := range s.conns {
+			n += conn.waiting
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second) // replica 1 may trail the f+1 that answered
+	for waiting() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := waiting(); n != 0 {
+		t.Fatalf("replica 1 still counts %d waiting requests after all were answered", n)
 	}
 }

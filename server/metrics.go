@@ -39,6 +39,8 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		stat("maftia_smr_malformed_total", "Ordered requests that did not decode.", func() float64 { return float64(s.Stats().Malformed) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "maftia_smr_position_batches", Help: "Last executed batch."},
 			func() float64 { return float64(s.Position()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "maftia_smr_checkpoint_batches", Help: "Position of the latest certified (n−f threshold-signed) checkpoint."},
+			func() float64 { return float64(s.StableCheckpoint()) }),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -55,7 +55,10 @@ type Config struct {
 	Tick       time.Duration // default 10 ms
 	BatchSize  int           // requests per replica per epoch; default 256
 	MaxRequest int           // default 64 KiB
-	Logger     *slog.Logger
+	// CheckpointEvery is the number of batches between checkpoint
+	// certificates (smr, Quorum key); default 64.
+	CheckpointEvery uint64
+	Logger          *slog.Logger
 }
 
 // Server is one running replica. See the package documentation.
@@ -92,6 +95,7 @@ type Server struct {
 	attack   atomic.Pointer[Attack]
 	pos      atomic.Uint64
 	repliesN atomic.Uint64
+	stable   atomic.Uint64 // latest certified checkpoint
 }
 
 type waitKey struct{ client, seq uint64 }
@@ -182,6 +186,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	rp := smr.DefaultParams(g, s.self, s.verifyReq)
 	rp.MaxRequest = ap.MaxRequest
+	rp.CheckpointEvery, rp.Quorum, rp.QuorumKey = cfg.CheckpointEvery, c.Quorum, p.Quorum
+	if rp.CheckpointEvery == 0 {
+		rp.CheckpointEvery = 64
+	}
 	if s.rep, err = smr.NewReplica(rp, s.eng, cfg.FSM); err != nil {
 		return nil, err
 	}
@@ -274,6 +282,10 @@ func (s *Server) Status() node.Status { return s.nd.Status() }
 // Stats are the replication counters (refreshed at every delivery).
 func (s *Server) Stats() smr.Stats { return *s.stats.Load() }
 
+// StableCheckpoint is the position of the latest certified checkpoint
+// (refreshed at every delivery).
+func (s *Server) StableCheckpoint() uint64 { return s.stable.Load() }
+
 // Replies is the number of signed replies sent to clients.
 func (s *Server) Replies() uint64 { return s.repliesN.Load() }
 
@@ -353,11 +365,14 @@ func (s *Server) deliver(d core.Delivery) {
 	st := s.rep.Stats()
 	s.stats.Store(&st)
 	s.pos.Store(e.Position)
+	s.stable.Store(s.rep.StableCheckpoint().Seq)
 	s.replyCh <- e
 }
 
-// replyLoop signs replies and sends them to the connection waiting.
+// replyLoop signs replies and sends them to the connection waiting,
+// flushing the connections it wrote to whenever its queue runs dry.
 func (s *Server) replyLoop(ctx context.Context) {
+	dirty := map[*clientConn]bool{}
 	for {
 		var e smr.Executed
 		select {
@@ -365,30 +380,45 @@ func (s *Server) replyLoop(ctx context.Context) {
 			return
 		case e = <-s.replyCh:
 		}
-		k := waitKey{e.Client, e.Seq}
-		s.mu.Lock()
-		c := s.waiters[k]
-		delete(s.waiters, k)
-		s.mu.Unlock()
-		if c == nil {
-			continue // the client is not connected here; it retries elsewhere
+		if c := s.reply(e); c != nil {
+			dirty[c] = true
 		}
-		r := &wire.Reply{Client: e.Client, Seq: e.Seq, Replica: uint32(s.self), Result: e.Result, Position: e.Position}
-		if s.Attack() == AttackCorruptState {
-			r.Result = corrupt(r.Result)
+		if len(s.replyCh) == 0 || len(dirty) > 64 {
+			for c := range dirty {
+				c.flush()
+			}
+			clear(dirty)
 		}
-		smr.SignReply(s.identity, s.digest, r)
-		b, err := marshal(r)
-		if err != nil {
-			continue
-		}
-		if s.Attack() == AttackSilent {
-			continue
-		}
-		c.send(wire.FrameReply, b)
-		s.m.replies.Inc()
-		s.repliesN.Add(1)
 	}
+}
+
+// reply signs one result and queues it on the waiting connection (nil if
+// none is waiting here: the client retries elsewhere).
+func (s *Server) reply(e smr.Executed) *clientConn {
+	k := waitKey{e.Client, e.Seq}
+	s.mu.Lock()
+	c := s.waiters[k]
+	delete(s.waiters, k)
+	if c != nil {
+		c.waiting--
+	}
+	s.mu.Unlock()
+	if c == nil || s.Attack() == AttackSilent {
+		return nil
+	}
+	r := &wire.Reply{Client: e.Client, Seq: e.Seq, Replica: uint32(s.self), Result: e.Result, Position: e.Position}
+	if s.Attack() == AttackCorruptState {
+		r.Result = corrupt(r.Result)
+	}
+	smr.SignReply(s.identity, s.digest, r)
+	b, err := marshal(r)
+	if err != nil {
+		return nil
+	}
+	c.queue(wire.FrameReply, b)
+	s.m.replies.Inc()
+	s.repliesN.Add(1)
+	return c
 }
 
 // verifyLoop batch-verifies client signatures off the stepping goroutine
@@ -428,8 +458,13 @@ func (s *Server) verifyLoop(ctx context.Context) {
 			k := waitKey{p.req.Client, p.req.Seq}
 			s.mu.Lock()
 			if s.conns[p.conn] {
-				s.waiters[k] = p.conn
-				p.conn.waiting++
+				if old := s.waiters[k]; old != p.conn {
+					if old != nil {
+						old.waiting--
+					}
+					s.waiters[k] = p.conn
+					p.conn.waiting++
+				}
 			}
 			s.mu.Unlock()
 			if err := s.nd.Submit(ctx, core.Input{Instance: smr.Instance, Value: p.req}); err != nil {

@@ -51,7 +51,7 @@ func TestPutGetAcrossReplicas(t *testing.T) {
 	c := kv.Client{S: dial(t, l, 0)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := range 20 {
+	for i := range 40 {
 		k := []byte(fmt.Sprintf("k%d", i))
 		if _, err := c.Put(ctx, k, []byte(fmt.Sprint(i))); err != nil {
 			t.Fatalf("put %d: %v", i, err)
@@ -59,6 +59,13 @@ func TestPutGetAcrossReplicas(t *testing.T) {
 		r, err := c.Get(ctx, k)
 		if err != nil || !r.Found || string(r.Value) != fmt.Sprint(i) {
 			t.Fatalf("get %d: %v %v", i, r, err)
+		}
+	}
+	// Checkpoint certificates every 64 batches (one request per batch here).
+	for _, m := range l.Cluster.Members {
+		t.Logf("replica %d: position %d, certified checkpoint %d", m.ID, l.Server(m.ID).Position(), l.Server(m.ID).StableCheckpoint())
+		if cp := l.Server(m.ID).StableCheckpoint(); cp < 64 && l.Server(m.ID).Position() >= 70 {
+			t.Errorf("replica %d at batch %d has no certified checkpoint (stable %d)", m.ID, l.Server(m.ID).Position(), cp)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/tsig"
 	"github.com/maftia/maftia/wire"
 )
 
@@ -37,6 +38,11 @@ type Params struct {
 	// Verify reports whether a request carries a valid signature of a
 	// registered client. It must be deterministic and pure.
 	Verify func(*wire.ClientRequest) bool
+	// CheckpointEvery > 0 enables checkpoint certificates every that many
+	// batches, signed with QuorumKey (a share of Quorum, threshold n−f).
+	CheckpointEvery uint64
+	Quorum          *tsig.PublicKey
+	QuorumKey       *tsig.SecretShare
 }
 
 // DefaultParams returns parameters with a 64 KiB request bound.
@@ -51,6 +57,9 @@ func (p Params) Check() error {
 	}
 	if p.MaxRequest <= 0 || p.Verify == nil {
 		return fmt.Errorf("smr: MaxRequest must be positive and Verify set")
+	}
+	if p.CheckpointEvery > 0 && (p.Quorum == nil || p.QuorumKey == nil || p.Quorum.Threshold() != p.Group.Quorum()) {
+		return fmt.Errorf("smr: checkpoints need the Quorum key (threshold n−f = %d) and this replica's share", p.Group.Quorum())
 	}
 	return nil
 }
@@ -78,6 +87,7 @@ type Replica struct {
 	position uint64 // last batch executed
 	stats    Stats
 	scratch  core.Output
+	cp       *checkpoints // nil: checkpoints disabled
 }
 
 // NewReplica creates a replica around an engine and an application.
@@ -85,7 +95,12 @@ func NewReplica(p Params, engine core.Protocol, fsm FSM) (*Replica, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
-	return &Replica{p: p, engine: engine, fsm: fsm, sessions: map[uint64]*session{}}, nil
+	r := &Replica{p: p, engine: engine, fsm: fsm, sessions: map[uint64]*session{}}
+	if p.CheckpointEvery > 0 {
+		r.cp = &checkpoints{every: p.CheckpointEvery, pk: p.Quorum, key: p.QuorumKey, mine: map[uint64][32]byte{},
+			shares: map[uint64]map[[32]byte][]tsig.Share{}, from: map[uint64]map[core.NodeID]bool{}}
+	}
+	return r, nil
 }
 
 // Position is the sequence number of the last executed batch.
@@ -128,6 +143,9 @@ func (r *Replica) Step(ev core.Event, out *core.Output) error {
 		}
 		r.submit(req, out)
 		return nil
+	}
+	if m, ok := ev.(core.Message); ok && m.Instance == CheckpointInstance {
+		return r.onCheckpoint(m, out)
 	}
 	r.scratch.Reset()
 	if err := r.engine.Step(ev, &r.scratch); err != nil {
@@ -183,6 +201,9 @@ func (r *Replica) absorb(out *core.Output) error {
 		}
 		out.PersistRecord(LogInstance, LogKey(b.Seq), encodeBatch(b))
 		r.execute(b, out)
+		if err := r.afterBatch(b.Seq, out); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,6 +27,7 @@ func newBenchCmd() *cobra.Command {
 		config, keyDir   string
 		batch            int
 		cpuProfile       string
+		verbose          bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -67,7 +69,7 @@ cluster (--config cluster.yaml --keys DIR holding client-<id>.key files).`,
 				}
 				where = config
 			} else {
-				l, stopCluster, err := localCluster("", clients, nil, func(l *server.Local) { l.BatchSize = batch })
+				l, stopCluster, err := localCluster("", clients, benchLogger(verbose), func(l *server.Local) { l.BatchSize = batch })
 				if err != nil {
 					return err
 				}
@@ -113,6 +115,14 @@ cluster (--config cluster.yaml --keys DIR holding client-<id>.key files).`,
 	f.StringVar(&config, "config", "", "cluster file of a running cluster (default: start a local one)")
 	f.StringVar(&keyDir, "keys", ".", "with --config: directory of the client-<id>.key files")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole process (replicas and clients) to this file")
+	f.BoolVar(&verbose, "verbose", false, "local cluster: replicas log warnings and errors to standard error")
 	f.IntVar(&batch, "batch", 0, "local cluster: requests per replica per epoch (0: default 256)")
 	return cmd
+}
+
+func benchLogger(verbose bool) *slog.Logger {
+	if !verbose {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

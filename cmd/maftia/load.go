@@ -46,6 +46,22 @@ func (r *loadResult) Percentile(p float64) time.Duration {
 	return r.lat[max(0, min(i, len(r.lat)-1))]
 }
 
+// connectAll opens every client's connections, 16 clients at a time.
+func connectAll(ctx context.Context, clients []*client.Client) {
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.Connect(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
 // runLoad drives a closed loop: each client alternately writes its own
 // keys and reads them back, checking that every read returns the value
 // it last wrote (the client is the only writer of its keys, so any other
@@ -53,6 +69,7 @@ func (r *loadResult) Percentile(p float64) time.Duration {
 // operations in total, whichever comes first, and prints progress to
 // progress (if non-nil) every second.
 func runLoad(ctx context.Context, clients []*client.Client, d time.Duration, maxOps uint64, payload int, progress io.Writer, label string) *loadResult {
+	connectAll(ctx, clients)
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var done atomic.Uint64
