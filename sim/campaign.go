@@ -46,6 +46,7 @@ type Summary struct {
 	Messages   uint64
 	Bytes      uint64
 	Deliveries uint64
+	Units      uint64
 	MaxPending int
 	Holds      int
 	Partitions int
@@ -89,6 +90,7 @@ func (cp *Campaign) Run() *Summary {
 		sum.Messages += res.Stats.Messages
 		sum.Bytes += res.Stats.Bytes
 		sum.Deliveries += res.Stats.Deliveries
+		sum.Units += uint64(res.Units)
 		sum.Holds += res.Stats.Holds
 		sum.Partitions += res.Stats.Partitions
 		if res.Stats.MaxPending > sum.MaxPending {

@@ -28,6 +28,7 @@ type Result struct {
 	Byzantine  string
 	Stats      Stats
 	Violations []string
+	Units      int // Suite.Units of the run, if the suite counts them
 	Trace      string
 	Cluster    *Cluster
 }
@@ -205,6 +206,9 @@ func Run(suite *Suite, cfg Config) *Result {
 	}
 	res.Stats = c.Stats()
 	res.Trace = c.Trace()
+	if suite.Units != nil {
+		res.Units = suite.Units(c)
+	}
 	return res
 }
 

@@ -47,6 +47,10 @@ type Suite struct {
 	// Check returns safety violations; it is called after the safety phase
 	// and again at the end.
 	Check func(c *Cluster) []string
+	// Units, if set, counts the application-level items a run delivered
+	// (e.g. requests ordered by atomic broadcast, at one correct replica),
+	// for throughput figures in summaries.
+	Units func(c *Cluster) int
 	// Terminated reports whether every correct replica has finished; it
 	// must hold at the end of the liveness phase.
 	Terminated func(c *Cluster) bool

@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/tsig"
 	"github.com/maftia/maftia/wire"
 )
 
@@ -17,6 +19,15 @@ var EngineInstance = core.Root("order")
 
 // Instance is the Replica's own instance (client inputs arrive here).
 var Instance = core.Root("smr")
+
+// LogInstance is the instance under which the Replica persists every
+// batch it executes (key: LogKey(seq)), so that a restarted replica
+// re-executes them (Recover) before answering anything: the runtime makes
+// these records durable before it sends the replies of the same step.
+var LogInstance = core.Root("smrlog")
+
+// LogKey is the record key of batch seq (fixed width: sorts by seq).
+func LogKey(seq uint64) string { return fmt.Sprintf("%016x", seq) }
 
 // Params configure a Replica.
 type Params struct {
@@ -27,6 +38,11 @@ type Params struct {
 	// Verify reports whether a request carries a valid signature of a
 	// registered client. It must be deterministic and pure.
 	Verify func(*wire.ClientRequest) bool
+	// CheckpointEvery > 0 enables checkpoint certificates every that many
+	// batches, signed with QuorumKey (a share of Quorum, threshold n−f).
+	CheckpointEvery uint64
+	Quorum          *tsig.PublicKey
+	QuorumKey       *tsig.SecretShare
 }
 
 // DefaultParams returns parameters with a 64 KiB request bound.
@@ -41,6 +57,9 @@ func (p Params) Check() error {
 	}
 	if p.MaxRequest <= 0 || p.Verify == nil {
 		return fmt.Errorf("smr: MaxRequest must be positive and Verify set")
+	}
+	if p.CheckpointEvery > 0 && (p.Quorum == nil || p.QuorumKey == nil || p.Quorum.Threshold() != p.Group.Quorum()) {
+		return fmt.Errorf("smr: checkpoints need the Quorum key (threshold n−f = %d) and this replica's share", p.Group.Quorum())
 	}
 	return nil
 }
@@ -68,6 +87,7 @@ type Replica struct {
 	position uint64 // last batch executed
 	stats    Stats
 	scratch  core.Output
+	cp       *checkpoints // nil: checkpoints disabled
 }
 
 // NewReplica creates a replica around an engine and an application.
@@ -75,7 +95,12 @@ func NewReplica(p Params, engine core.Protocol, fsm FSM) (*Replica, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
-	return &Replica{p: p, engine: engine, fsm: fsm, sessions: map[uint64]*session{}}, nil
+	r := &Replica{p: p, engine: engine, fsm: fsm, sessions: map[uint64]*session{}}
+	if p.CheckpointEvery > 0 {
+		r.cp = &checkpoints{every: p.CheckpointEvery, pk: p.Quorum, key: p.QuorumKey, mine: map[uint64][32]byte{},
+			shares: map[uint64]map[[32]byte][]tsig.Share{}, from: map[uint64]map[core.NodeID]bool{}}
+	}
+	return r, nil
 }
 
 // Position is the sequence number of the last executed batch.
@@ -118,6 +143,9 @@ func (r *Replica) Step(ev core.Event, out *core.Output) error {
 		}
 		r.submit(req, out)
 		return nil
+	}
+	if m, ok := ev.(core.Message); ok && m.Instance == CheckpointInstance {
+		return r.onCheckpoint(m, out)
 	}
 	r.scratch.Reset()
 	if err := r.engine.Step(ev, &r.scratch); err != nil {
@@ -163,10 +191,19 @@ func (r *Replica) absorb(out *core.Output) error {
 		if !ok {
 			return fmt.Errorf("smr: engine delivered %T, want *wire.Batch", d.Value)
 		}
+		if b.Seq <= r.position {
+			// Already executed before a restart (Recover replayed it):
+			// the engine re-delivers it while catching up.
+			continue
+		}
 		if b.Seq != r.position+1 {
 			return fmt.Errorf("smr: engine delivered batch %d after %d", b.Seq, r.position)
 		}
+		out.PersistRecord(LogInstance, LogKey(b.Seq), encodeBatch(b))
 		r.execute(b, out)
+		if err := r.afterBatch(b.Seq, out); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -199,6 +236,43 @@ func (r *Replica) execute(b *wire.Batch, out *core.Output) {
 		r.stats.Executed++
 		out.Deliver(Instance, Executed{Client: req.Client, Seq: req.Seq, Position: b.Seq, Result: result})
 	}
+}
+
+func encodeBatch(b *wire.Batch) []byte {
+	buf, err := proto.MarshalOptions{Deterministic: true}.Marshal(b)
+	if err != nil {
+		panic(fmt.Sprintf("smr: marshal batch: %v", err)) // cannot fail for this message
+	}
+	return buf
+}
+
+// Recover re-executes the batches a replica persisted under LogInstance
+// before it stopped (records in any order; they must be contiguous from
+// Position()+1). Replies are not produced: clients retry and are answered
+// from the sessions. A gap or an undecodable record is a damaged log
+// (ATTACKS row 14): the replica refuses to start.
+func (r *Replica) Recover(recs []core.Record) error {
+	recs = slices.Clone(recs)
+	slices.SortFunc(recs, func(a, b core.Record) int { return strings.Compare(a.Key, b.Key) })
+	var discard core.Output
+	for _, rec := range recs {
+		var b wire.Batch
+		if err := proto.Unmarshal(rec.Value, &b); err != nil {
+			return fmt.Errorf("smr: %w: logged batch %s: %v", wire.ErrMalformed, rec.Key, err)
+		}
+		if rec.Key != LogKey(b.Seq) {
+			return fmt.Errorf("smr: %w: logged batch under key %s has seq %d", wire.ErrMalformed, rec.Key, b.Seq)
+		}
+		if b.Seq <= r.position {
+			continue
+		}
+		if b.Seq != r.position+1 {
+			return fmt.Errorf("smr: %w: log jumps from batch %d to %d", wire.ErrMalformed, r.position, b.Seq)
+		}
+		discard.Reset()
+		r.execute(&b, &discard)
+	}
+	return nil
 }
 
 // Snapshot serializes the replicated state: the position, the sessions (in

@@ -39,4 +39,8 @@ var subcommands = []func() *cobra.Command{
 	newKeygenCmd,
 	newNodeCmd,
 	newTTCBCmd,
+	newKVCmd,
+	newDemoCmd,
+	newUpCmd,
+	newBenchCmd,
 }

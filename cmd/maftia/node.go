@@ -38,16 +38,27 @@ type nodeOptions struct {
 	tick               time.Duration
 	maxPayload         int
 	logLevel           string
+	service            string
+	attack             string
 }
 
 func newNodeCmd() *cobra.Command {
 	var o nodeOptions
 	cmd := &cobra.Command{
 		Use:   "node --config cluster.yaml --key replica-N.key",
-		Short: "Run one replica: TLS mesh, runtime and reliable broadcast",
+		Short: "Run one replica: the replicated key-value service (or reliable broadcast)",
 		Long: `Run one replica of the cluster described by --config, with the identity in
---key (files written by maftia keygen). The replica joins the mutually authenticated TLS 1.3 mesh and runs
-Bracha reliable broadcast: instance rbc:<sender>/s:<seq> is <sender>'s
+--key (files written by maftia keygen). The replica joins the mutually authenticated TLS 1.3 mesh.
+
+With --service kv (the default) it runs the intrusion-tolerant key-value
+service: atomic broadcast (abc) orders signed client requests, replication
+management (smr) executes them on apps/kv exactly once, and each result is
+signed and sent back. Clients connect to the member's client address (its
+mesh port + 1000; see maftia kv). With --data the executed batches are
+durable and re-executed at restart. The admin endpoint serves /metrics
+(maftia_smr_*), /healthz and /status (evidence against replicas).
+
+With --service rbc it runs Bracha reliable broadcast instead: instance rbc:<sender>/s:<seq> is <sender>'s
 broadcast number <seq>. Values to broadcast come from POST /broadcast on the
 admin endpoint, from standard input (--stdin, one per line) or from a timer
 (--every). Every delivery is printed to standard output as a JSON line
@@ -71,6 +82,8 @@ The admin endpoint also serves /metrics, /healthz and /status.`,
 	f.DurationVar(&o.tick, "tick", 10*time.Millisecond, "duration of one abstract timer tick")
 	f.IntVar(&o.maxPayload, "max-payload", 1<<20, "largest broadcast value, bytes")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.service, "service", "kv", "kv (replicated key-value service) or rbc (reliable broadcast only)")
+	f.StringVar(&o.attack, "attack", "", "make this replica Byzantine (testing only): silent, invalid-shares or corrupt-state")
 	cmd.MarkFlagRequired("config")
 	cmd.MarkFlagRequired("key")
 	return cmd
@@ -169,11 +182,14 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cluster, err := keys.LoadCluster(o.config)
-	if err != nil {
-		return err
+	switch o.service {
+	case "kv":
+		return runKVNode(ctx, o, log)
+	case "rbc":
+	default:
+		return fmt.Errorf("--service %q: want kv or rbc", o.service)
 	}
-	priv, err := keys.LoadPrivate(o.key, cluster)
+	cluster, priv, err := loadReplica(o.config, o.key)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/keys"
 )
 
 // freeAddr returns a 127.0.0.1 address that was free a moment ago.
@@ -41,6 +42,22 @@ type proc struct {
 	logs  *bytes.Buffer
 }
 
+// freeMeshAddr is a free loopback address whose client port (+1000) is
+// free too.
+func freeMeshAddr(t *testing.T) string {
+	t.Helper()
+	for range 50 {
+		a := freeAddr(t)
+		ln, err := net.Listen("tcp", (keys.Member{Address: a}).ClientAddress())
+		if err == nil {
+			ln.Close()
+			return a
+		}
+	}
+	t.Fatal("no free pair of loopback ports")
+	return ""
+}
+
 func (p *proc) has(v string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -54,22 +71,30 @@ type testCluster struct {
 	procs      map[core.NodeID]*proc
 	logsMu     sync.Mutex
 	adminAddrs map[core.NodeID]string
+	service    string // --service of maftia node
 }
 
 func newTestCluster(t *testing.T, n, f int) *testCluster {
+	return newServiceCluster(t, n, f, 0, "rbc")
+}
+
+// newServiceCluster builds the binary and a key set with clients; replicas
+// run `maftia node --service service`.
+func newServiceCluster(t *testing.T, n, f, clients int, service string) *testCluster {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "maftia")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	c := &testCluster{t: t, bin: bin, dir: dir, procs: map[core.NodeID]*proc{}, adminAddrs: map[core.NodeID]string{}}
+	c := &testCluster{t: t, bin: bin, dir: dir, procs: map[core.NodeID]*proc{}, adminAddrs: map[core.NodeID]string{}, service: service}
 	var hosts []string
 	for i := 1; i <= n; i++ {
 		c.adminAddrs[core.NodeID(i)] = freeAddr(t)
-		hosts = append(hosts, freeAddr(t))
+		hosts = append(hosts, freeMeshAddr(t))
 	}
-	kg := exec.Command(bin, "keygen", "--n", fmt.Sprint(n), "--f", fmt.Sprint(f), "--hosts", strings.Join(hosts, ","), "--out", filepath.Join(dir, "keys"))
+	kg := exec.Command(bin, "keygen", "--n", fmt.Sprint(n), "--f", fmt.Sprint(f), "--hosts", strings.Join(hosts, ","),
+		"--clients", fmt.Sprint(clients), "--out", filepath.Join(dir, "keys"))
 	if out, err := kg.CombinedOutput(); err != nil {
 		t.Fatalf("maftia keygen: %v\n%s", err, out)
 	}
@@ -107,7 +132,7 @@ func (c *testCluster) start(id core.NodeID) *proc {
 	t := c.t
 	p := &proc{id: id, admin: c.adminAddrs[id], got: map[string]bool{}, done: make(chan struct{}), logs: &bytes.Buffer{}}
 	p.cmd = exec.Command(c.bin, "node", "--config", c.cfg, "--key", filepath.Join(c.dir, "keys", fmt.Sprintf("replica-%d.key", id)),
-		"--admin", p.admin,
+		"--admin", p.admin, "--service", c.service,
 		"--data", filepath.Join(c.dir, fmt.Sprintf("data-%d", id)))
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

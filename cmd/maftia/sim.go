@@ -102,6 +102,10 @@ func printSimSummary(w io.Writer, cp *sim.Campaign, s *sim.Summary, took time.Du
 	fmt.Fprintf(w, "deliveries    %d (%.1f per run)\n", s.Deliveries, per(s.Deliveries))
 	fmt.Fprintf(w, "messages      %d (%.1f per run, %.0f bytes per run)\n", s.Messages, per(s.Messages), per(s.Bytes))
 	fmt.Fprintf(w, "steps         %d (%.1f per run), at most %d messages in flight\n", s.Steps, per(s.Steps), s.MaxPending)
+	if s.Units > 0 {
+		fmt.Fprintf(w, "throughput    %d requests delivered: %.3f requests per simulated step, %.1f messages and %.0f bytes per request\n",
+			s.Units, float64(s.Units)/float64(max(s.Steps, 1)), float64(s.Messages)/float64(s.Units), float64(s.Bytes)/float64(s.Units))
+	}
 	fmt.Fprintf(w, "violations    %d\n", s.Violations)
 	fmt.Fprintf(w, "%d schedules, %d violations\n", s.Schedules, s.Violations)
 }

@@ -274,3 +274,25 @@ func (c *Cluster) Digest() [32]byte {
 	fields = append(fields, c.Decrypt.ShareKeys()...)
 	return sha256.Sum256(lp.Encode("maftia/keys/cluster-digest/v1", fields...))
 }
+
+// ClientPortOffset is added to a member's replica (mesh) port to get the
+// port of its client API, unless that exceeds 65535, in which case it is
+// subtracted. The cluster file format is unchanged (backward compatible):
+// every replica listens for clients at ClientAddress.
+const ClientPortOffset = 1000
+
+// ClientAddress is where the member serves clients: its mesh address
+// with the port moved by ClientPortOffset.
+func (m Member) ClientAddress() string {
+	host, port, err := net.SplitHostPort(m.Address)
+	if err != nil {
+		return m.Address // validated on load; unreachable for a loaded cluster
+	}
+	p, _ := strconv.Atoi(port)
+	if p+ClientPortOffset <= 65535 {
+		p += ClientPortOffset
+	} else {
+		p -= ClientPortOffset
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p))
+}

@@ -316,3 +316,16 @@ func TestSchemesAreSeparated(t *testing.T) {
 		t.Fatalf("quorum share as coin share: %v", err)
 	}
 }
+
+func TestMemberClientAddress(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:7001":  "127.0.0.1:8001",
+		"h1:65000":        "h1:64000",
+		"[::1]:7000":      "[::1]:8000",
+		"example.org:535": "example.org:1535",
+	} {
+		if got := (Member{Address: addr}).ClientAddress(); got != want {
+			t.Errorf("ClientAddress(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}

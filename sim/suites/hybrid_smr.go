@@ -16,10 +16,10 @@ func init() { register("hybrid-smr", HybridSMR) }
 // smrRoot is the engine's instance in the suite (smr.EngineInstance).
 var smrRoot = core.Root("order")
 
-// validRequest is the suite's deterministic request predicate: "ok:"
+// hybridValid is the suite's deterministic request predicate: "ok:"
 // requests are validly signed, anything else (a Byzantine replica's
 // forgery) is not.
-func validRequest(r []byte) bool { return bytes.HasPrefix(r, []byte("ok:")) }
+func hybridValid(r []byte) bool { return bytes.HasPrefix(r, []byte("ok:")) }
 
 // HybridSMR is the suite for the hybrid ordering engine (n ≥ 2f+1) with
 // the TTCB model as a local service. Each run submits a few client
@@ -31,7 +31,7 @@ func validRequest(r []byte) bool { return bytes.HasPrefix(r, []byte("ok:")) }
 func HybridSMR(o Options) *sim.Suite {
 	s := hybridSuite("hybrid-smr", core.HybridSMR)
 	s.NewReplica = func(id core.NodeID, g core.Group) (core.Protocol, error) {
-		e, err := hybrid.New(smrRoot, hybrid.DefaultParams(g, id, validRequest))
+		e, err := hybrid.New(smrRoot, hybrid.DefaultParams(g, id, hybridValid))
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +97,7 @@ func checkOrder(c *sim.Cluster) []string {
 			}
 			seen := map[string]bool{}
 			for _, r := range b.Requests {
-				if !validRequest(r) {
+				if !hybridValid(r) {
 					v = append(v, fmt.Sprintf("integrity: replica %d ordered invalid request %q", id, r))
 				}
 				if seen[string(r)] {
@@ -184,7 +184,7 @@ func HybridAMulticast(o Options) *sim.Suite {
 	s := HybridSMR(o)
 	s.Name, s.Resilience = "hybrid-amcast", core.Async
 	s.NewReplica = func(id core.NodeID, g core.Group) (core.Protocol, error) {
-		return hybrid.NewAMulticast(smrRoot, hybrid.DefaultAMParams(g, id, validRequest))
+		return hybrid.NewAMulticast(smrRoot, hybrid.DefaultAMParams(g, id, hybridValid))
 	}
 	return s
 }

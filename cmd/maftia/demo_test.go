@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maftia/maftia/server"
+)
+
+// TestDemoDetectsEachAttack runs the demo with short phases for every
+// attack: it must end by itself, with no wrong answer, progress under
+// attack and the attack detected (runDemo returns an error otherwise).
+func TestDemoDetectsEachAttack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
+	}
+	for _, a := range server.Attacks {
+		t.Run(string(a), func(t *testing.T) {
+			var out bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			err := runDemo(ctx, demoOptions{attack: string(a), byzantine: 4, clients: 8, phase: 3 * time.Second, payload: 64}, &out)
+			if err != nil {
+				t.Fatalf("demo --attack %s: %v\n%s", a, err, out.String())
+			}
+			if !strings.Contains(out.String(), "result         OK") {
+				t.Fatalf("no OK summary:\n%s", out.String())
+			}
+		})
+	}
+}

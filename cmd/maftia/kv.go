@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/maftia/maftia/apps/kv"
+	"github.com/maftia/maftia/client"
+	"github.com/maftia/maftia/crypto/keys"
+	"github.com/maftia/maftia/wire"
+)
+
+type kvOptions struct {
+	config, key string
+	timeout     time.Duration
+}
+
+// newKVCmd is `maftia kv`: the command-line client of the replicated
+// key-value service.
+func newKVCmd() *cobra.Command {
+	var o kvOptions
+	cmd := &cobra.Command{
+		Use:   "kv",
+		Short: "Client of the replicated key-value service (put, get, delete, cas, range)",
+		Long: `kv sends one signed operation to every replica of the cluster and prints the
+result once f+1 replicas returned matching signed replies. The client
+identity is a client-<id>.key file written by maftia keygen --clients.
+Results are printed as JSON.`,
+		Example: `  maftia kv --config keys/cluster.yaml --key keys/client-1.key put greeting hello
+  maftia kv --config keys/cluster.yaml --key keys/client-1.key get greeting
+  maftia kv --config keys/cluster.yaml --key keys/client-1.key cas greeting hello bonjour
+  maftia kv --config keys/cluster.yaml --key keys/client-1.key range a z`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.config, "config", "", "cluster file (YAML)")
+	pf.StringVar(&o.key, "key", "", "client private key file (mode 0600)")
+	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up after this long")
+	cmd.MarkPersistentFlagRequired("config")
+	cmd.MarkPersistentFlagRequired("key")
+	sub := func(use, short string, args cobra.PositionalArgs, op func(a []string) (*wire.KVOp, error)) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: args, RunE: func(c *cobra.Command, a []string) error {
+			kop, err := op(a)
+			if err != nil {
+				return err
+			}
+			return runKV(c.Context(), o, kop, c.OutOrStdout())
+		}}
+	}
+	cmd.AddCommand(
+		sub("put KEY VALUE", "Set KEY to VALUE", cobra.ExactArgs(2), func(a []string) (*wire.KVOp, error) {
+			return &wire.KVOp{Kind: wire.KVOp_PUT, Key: []byte(a[0]), Value: []byte(a[1])}, nil
+		}),
+		sub("get KEY", "Read KEY", cobra.ExactArgs(1), func(a []string) (*wire.KVOp, error) {
+			return &wire.KVOp{Kind: wire.KVOp_GET, Key: []byte(a[0])}, nil
+		}),
+		sub("delete KEY", "Remove KEY", cobra.ExactArgs(1), func(a []string) (*wire.KVOp, error) {
+			return &wire.KVOp{Kind: wire.KVOp_DELETE, Key: []byte(a[0])}, nil
+		}),
+		sub("cas KEY EXPECTED NEW", "Set KEY to NEW if its value is EXPECTED (EXPECTED \"\" with --absent: if KEY does not exist)",
+			cobra.ExactArgs(3), func(a []string) (*wire.KVOp, error) {
+				return &wire.KVOp{Kind: wire.KVOp_CAS, Key: []byte(a[0]), Expected: []byte(a[1]), Value: []byte(a[2])}, nil
+			}),
+		sub("range START [END] [LIMIT]", "List keys in [START, END) (END empty: to the last)", cobra.RangeArgs(1, 3),
+			func(a []string) (*wire.KVOp, error) {
+				op := &wire.KVOp{Kind: wire.KVOp_RANGE, Key: []byte(a[0])}
+				if len(a) > 1 {
+					op.End = []byte(a[1])
+				}
+				if len(a) > 2 {
+					n, err := strconv.ParseUint(a[2], 10, 32)
+					if err != nil {
+						return nil, fmt.Errorf("LIMIT: %w", err)
+					}
+					op.Limit = uint32(n)
+				}
+				return op, nil
+			}),
+	)
+	return cmd
+}
+
+type kvOutput struct {
+	OK       bool              `json:"ok"`
+	Found    bool              `json:"found,omitempty"`
+	Value    *string           `json:"value,omitempty"`
+	Pairs    map[string]string `json:"pairs,omitempty"`
+	Error    string            `json:"error,omitempty"`
+	Revision uint64            `json:"revision"`
+}
+
+func runKV(ctx context.Context, o kvOptions, op *wire.KVOp, w io.Writer) error {
+	cluster, err := keys.LoadCluster(o.config)
+	if err != nil {
+		return err
+	}
+	key, err := keys.LoadClientPrivate(o.key, cluster)
+	if err != nil {
+		return err
+	}
+	defer key.Zeroize()
+	c, err := client.Dial(cluster, key, client.Options{})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	r, err := kv.Client{S: c}.Do(ctx, op)
+	if r == nil {
+		return err
+	}
+	out := kvOutput{OK: r.Ok, Found: r.Found, Error: r.Error, Revision: r.Revision}
+	if op.Kind == wire.KVOp_GET && r.Found || op.Kind == wire.KVOp_CAS && !r.Ok {
+		v := string(r.Value)
+		out.Value = &v
+	}
+	if op.Kind == wire.KVOp_RANGE {
+		out.Pairs = map[string]string{}
+		for _, p := range r.Pairs {
+			out.Pairs[string(p.Key)] = string(p.Value)
+		}
+	}
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	return err
+}

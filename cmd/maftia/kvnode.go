@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/maftia/maftia/crypto/keys"
+	"github.com/maftia/maftia/server"
+)
+
+// runKVNode runs the replicated key-value service until ctx ends.
+func runKVNode(ctx context.Context, o nodeOptions, log *slog.Logger) error {
+	cluster, priv, err := loadReplica(o.config, o.key)
+	if err != nil {
+		return err
+	}
+	defer priv.Zeroize()
+	attack, err := server.ParseAttack(o.attack)
+	if err != nil {
+		return err
+	}
+	s, err := server.New(server.Config{Cluster: cluster, Private: priv, DataDir: o.data, Admin: o.admin,
+		Attack: attack, Tick: o.tick, Logger: log})
+	if err != nil {
+		return err
+	}
+	if a := s.AdminAddr(); a != nil {
+		log.Info("admin endpoint", "replica", priv.ID, "addr", a.String())
+	}
+	log.Info("client endpoint", "replica", priv.ID, "addr", s.ClientAddr().String())
+	return s.Run(ctx)
+}
+
+// loadReplica reads the cluster file and this replica's private keys.
+func loadReplica(config, key string) (*keys.Cluster, *keys.Private, error) {
+	cluster, err := keys.LoadCluster(config)
+	if err != nil {
+		return nil, nil, err
+	}
+	priv, err := keys.LoadPrivate(key, cluster)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cluster, priv, nil
+}

@@ -1,0 +1,123 @@
+package server
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/maftia/maftia/abc"
+	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/keys"
+	"github.com/maftia/maftia/crypto/tsig"
+	"github.com/maftia/maftia/smr"
+	"github.com/maftia/maftia/transport"
+	"github.com/maftia/maftia/wire"
+)
+
+// Attack turns a replica Byzantine, for the demo and the end-to-end
+// tests (ATTACKS.md rows 6, 7). Wrappers are thin, as DESIGN §3 asks: the
+// protocol code itself is unchanged.
+type Attack string
+
+// The attacks a replica can run.
+const (
+	AttackNone Attack = ""
+	// AttackSilent: the replica sends nothing to peers or clients (it
+	// still receives). Not provable; clients see it never answers.
+	AttackSilent Attack = "silent"
+	// AttackInvalidShares: every STORED message carries a proof share
+	// over the wrong bytes; correct replicas detect it when combining and
+	// record InvalidProof evidence against the replica.
+	AttackInvalidShares Attack = "invalid-shares"
+	// AttackCorruptState: the replica signs wrong results for clients.
+	// Clients accept only f+1 matching replies, and hold the signed wrong
+	// reply as proof against the replica.
+	AttackCorruptState Attack = "corrupt-state"
+)
+
+// Attacks lists the supported attacks.
+var Attacks = []Attack{AttackSilent, AttackInvalidShares, AttackCorruptState}
+
+// ParseAttack checks an attack name ("" or "none" for none).
+func ParseAttack(s string) (Attack, error) {
+	if s == "" || s == "none" {
+		return "", nil
+	}
+	for _, a := range Attacks {
+		if string(a) == s {
+			return a, nil
+		}
+	}
+	return "", fmt.Errorf("unknown attack %q (want one of %v)", s, Attacks)
+}
+
+func wrapTransport(t transport.Transport, attack func() Attack, g core.Group, p *keys.Private) transport.Transport {
+	return &byzTransport{Transport: t, attack: attack, n: g.N(), key: p.Reply}
+}
+
+// byzTransport applies the replica's current attack to outgoing frames:
+// silent drops them, invalid-shares replaces the proof share of STORED
+// messages with a well-formed share over other bytes.
+type byzTransport struct {
+	transport.Transport
+	attack func() Attack
+	n      int
+	key    *tsig.SecretShare
+}
+
+// mutate returns the frame to send (nil: drop it).
+func (m *byzTransport) mutate(frame []byte) []byte {
+	switch m.attack() {
+	case AttackSilent:
+		return nil
+	case AttackInvalidShares:
+	default:
+		return frame
+	}
+	env, err := wire.DecodeEnvelope(frame, m.n, wire.DefaultMaxPayload)
+	if err != nil {
+		return frame
+	}
+	// STORED messages travel on the epoch instance itself: order/e:<n>.
+	if !env.Instance.Within(smr.EngineInstance) || env.Instance.Depth() != smr.EngineInstance.Depth()+1 {
+		return frame
+	}
+	msg, err := abc.Decode(env.Payload)
+	if err != nil || msg.Kind != wire.ABC_STORED {
+		return frame
+	}
+	msg.Share = tsig.SignShare(m.key, []byte("maftia/attack/invalid-share")).Marshal()
+	b, err := proto.Marshal(msg)
+	if err != nil {
+		return frame
+	}
+	env.Payload = b
+	out, err := wire.EncodeEnvelope(env)
+	if err != nil {
+		return frame
+	}
+	return out
+}
+
+func (m *byzTransport) Send(to core.NodeID, f []byte) {
+	if f = m.mutate(f); f != nil {
+		m.Transport.Send(to, f)
+	}
+}
+
+func (m *byzTransport) SendMany(to []core.NodeID, f []byte) {
+	if f = m.mutate(f); f != nil {
+		m.Transport.SendMany(to, f)
+	}
+}
+
+func (m *byzTransport) Broadcast(f []byte) {
+	if f = m.mutate(f); f != nil {
+		m.Transport.Broadcast(f)
+	}
+}
+
+// corrupt changes a result so that it differs from every correct one.
+func corrupt(b []byte) []byte {
+	return append(append([]byte(nil), b...), 0xba, 0xd0)
+}

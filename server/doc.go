@@ -1,0 +1,24 @@
+// Package server hosts one replica of a replicated service in the async
+// configuration (DESIGN.md §1; Veríssimo et al., IEEE S&P 2006, §4 "AS:
+// activity services"): the replicas' TLS mesh (transport), the runtime
+// (node), replication management (smr.Replica) over the atomic broadcast
+// engine (abc), the application (apps/kv by default), the durable log of
+// executed batches (storage) and the client API.
+//
+// Guarantees, with n ≥ 3f+1 replicas of which at most f are Byzantine:
+// only requests signed by a client listed in the cluster file are ordered
+// and executed, each exactly once (ATTACKS S4); a request is refused
+// before ordering — and the refusal counted in maftia_smr_refused_total —
+// if it is malformed, oversized, from an unknown client or badly signed;
+// every reply is signed with the replica's identity key, so a client that
+// waits for f+1 matching replies gets what the replicated state machine
+// computed. The batches a replica executes are made durable before any
+// reply that depends on them is sent, and re-executed at restart (S2).
+//
+// The client API (docs/adr/0002-client-api.md) is a length-prefixed
+// protobuf protocol over TLS 1.3 at each member's ClientAddress: the
+// replica proves its pinned identity key; clients are authenticated by
+// their request signatures. Signatures are batch-verified on a worker
+// pool, off the stepping goroutine; the ordering engine and the replica
+// re-check requests deterministically, reusing those verdicts.
+package server

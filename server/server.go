@@ -1,0 +1,535 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/maftia/maftia/abc"
+	"github.com/maftia/maftia/apps/kv"
+	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/keys"
+	"github.com/maftia/maftia/crypto/sig"
+	"github.com/maftia/maftia/node"
+	"github.com/maftia/maftia/smr"
+	"github.com/maftia/maftia/storage"
+	"github.com/maftia/maftia/transport"
+	"github.com/maftia/maftia/wire"
+)
+
+// Config configures one replica of the replicated service.
+type Config struct {
+	Cluster *keys.Cluster
+	Private *keys.Private // not owned: the caller zeroizes it after Run
+
+	// FSM is the replicated application; nil: a fresh apps/kv store.
+	FSM smr.FSM
+	// DataDir is the Pebble directory; empty: in memory (a restart
+	// forgets everything and the replica relies on its peers).
+	DataDir string
+
+	// PeerListener and ClientListener, if set, are used instead of
+	// listening on the member's address and ClientAddress (tests, demo).
+	PeerListener, ClientListener net.Listener
+	// Admin is the admin HTTP address (/metrics, /healthz, /status);
+	// empty: none. AdminListener, if set, is used instead.
+	Admin         string
+	AdminListener net.Listener
+
+	// Attack makes this replica Byzantine (demo and tests only).
+	Attack Attack
+
+	Tick       time.Duration // default 10 ms
+	BatchSize  int           // requests per replica per epoch; default 256
+	MaxRequest int           // default 64 KiB
+	// CheckpointEvery is the number of batches between checkpoint
+	// certificates (smr, Quorum key); default 64.
+	CheckpointEvery uint64
+	Logger          *slog.Logger
+}
+
+// Server is one running replica. See the package documentation.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	self     core.NodeID
+	digest   [32]byte
+	clients  smr.Clients
+	identity *sig.PrivateKey
+	maxReq   int
+
+	reg   *prometheus.Registry
+	m     *metrics
+	tr    transport.Transport
+	tls   *transport.TLS
+	store node.Storage
+	pdb   *storage.Store
+	nd    *node.Node
+	rep   *smr.Replica
+	eng   *abc.ABC
+
+	verified verifiedCache
+	verifyCh chan pendingReq
+	replyCh  chan smr.Executed
+
+	clientLn net.Listener
+	adminLn  net.Listener
+
+	mu       sync.Mutex
+	waiters  map[waitKey]*clientConn
+	conns    map[*clientConn]bool
+	stats    atomic.Pointer[smr.Stats]
+	attack   atomic.Pointer[Attack]
+	pos      atomic.Uint64
+	repliesN atomic.Uint64
+	stable   atomic.Uint64 // latest certified checkpoint
+}
+
+type waitKey struct{ client, seq uint64 }
+
+type pendingReq struct {
+	req  *wire.ClientRequest
+	conn *clientConn
+}
+
+// New builds the replica: transport, storage (recovering the executed
+// log), ordering engine, state machine and runtime. Nothing runs until Run.
+func New(cfg Config) (*Server, error) {
+	c, p := cfg.Cluster, cfg.Private
+	if c == nil || p == nil {
+		return nil, errors.New("server: Cluster and Private are required")
+	}
+	if c.Configuration != keys.Async {
+		return nil, fmt.Errorf("server: configuration %q: the replicated service runs the async stack only", c.Configuration)
+	}
+	if cfg.FSM == nil {
+		cfg.FSM = kv.New()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 10 * time.Millisecond
+	}
+	if cfg.MaxRequest <= 0 {
+		cfg.MaxRequest = 64 << 10
+	}
+	g, err := core.NewGroup(c.N, c.F, core.Async)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, self: core.NodeID(p.ID), digest: c.Digest(), clients: smr.Clients{}, identity: p.Identity,
+		maxReq: cfg.MaxRequest, reg: prometheus.NewRegistry(),
+		verifyCh: make(chan pendingReq, 4096), replyCh: make(chan smr.Executed, 8192),
+		waiters: map[waitKey]*clientConn{}, conns: map[*clientConn]bool{},
+	}
+	s.log = cfg.Logger.With("replica", p.ID)
+	s.verified.init(1 << 16)
+	for _, cl := range c.Clients {
+		s.clients[uint64(cl.ID)] = cl.Identity
+	}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.m, err = newMetrics(s.reg, s); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeResources()
+		}
+	}()
+
+	// Transport: the replicas' TLS mesh, keyed by the cluster digest.
+	identity := ed25519.NewKeyFromSeed(p.Identity.Marshal())
+	tcfg := transport.DefaultConfig()
+	tcfg.Self, tcfg.ClusterID, tcfg.Identity = s.self, hex.EncodeToString(s.digest[:]), identity
+	tcfg.Peers = make(map[core.NodeID]transport.Peer)
+	for _, m := range c.Members {
+		tcfg.Peers[core.NodeID(m.ID)] = transport.Peer{Addr: m.Address, Identity: ed25519.PublicKey(m.Identity.Marshal())}
+	}
+	tcfg.MaxFrame = wire.DefaultMaxPayload + 64<<10
+	tcfg.Logger, tcfg.Registerer = s.log, s.reg
+	if cfg.PeerListener != nil {
+		s.tls, err = transport.NewWithListener(tcfg, cfg.PeerListener)
+	} else {
+		s.tls, err = transport.New(tcfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.attack.Store(&cfg.Attack)
+	s.tr = wrapTransport(s.tls, s.Attack, g, p)
+
+	// Ordering engine and replication.
+	ap := abc.DefaultParams(g, s.self, c.Coin, p.Coin, c.Reply, p.Reply, s.validRaw)
+	ap.MaxRequest = cfg.MaxRequest + 256
+	if cfg.BatchSize > 0 {
+		ap.BatchSize = cfg.BatchSize
+	}
+	ap.Retain = 1024 // epochs kept for FETCH: how far a restarted replica can catch up without state transfer
+	if s.eng, err = abc.New(smr.EngineInstance, ap); err != nil {
+		return nil, err
+	}
+	rp := smr.DefaultParams(g, s.self, s.verifyReq)
+	rp.MaxRequest = ap.MaxRequest
+	rp.CheckpointEvery, rp.Quorum, rp.QuorumKey = cfg.CheckpointEvery, c.Quorum, p.Quorum
+	if rp.CheckpointEvery == 0 {
+		rp.CheckpointEvery = 64
+	}
+	if s.rep, err = smr.NewReplica(rp, s.eng, cfg.FSM); err != nil {
+		return nil, err
+	}
+
+	// Storage: recover the executed batches before anything runs.
+	s.store = node.NewMemStorage()
+	if cfg.DataDir != "" {
+		if s.pdb, err = storage.Open(cfg.DataDir, storage.Options{Logger: s.log}); err != nil {
+			return nil, err
+		}
+		s.store = s.pdb
+		recs, err := s.pdb.Records(smr.LogInstance)
+		if err != nil {
+			return nil, fmt.Errorf("server: read executed log: %w", err)
+		}
+		if err := s.rep.Recover(recs); err != nil {
+			return nil, fmt.Errorf("server: recover from %s: %w", cfg.DataDir, err)
+		}
+		if len(recs) > 0 {
+			s.log.Info("recovered executed log", "batches", len(recs), "position", s.rep.Position())
+		}
+	}
+	st := s.rep.Stats()
+	s.stats.Store(&st)
+	s.pos.Store(s.rep.Position())
+
+	s.nd, err = node.New(node.Config{
+		Self: s.self, Group: g, Protocol: s.rep, Transport: s.tr, Storage: s.store,
+		Tick: cfg.Tick, MaxPayload: tcfg.MaxFrame, Logger: s.log, Registry: s.reg,
+		Deliver: s.deliver,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Client listener and admin endpoint.
+	if s.clientLn = cfg.ClientListener; s.clientLn == nil {
+		me, err := c.Member(p.ID)
+		if err != nil {
+			return nil, err
+		}
+		if s.clientLn, err = net.Listen("tcp", me.ClientAddress()); err != nil {
+			return nil, fmt.Errorf("server: client listener: %w", err)
+		}
+	}
+	if s.adminLn = cfg.AdminListener; s.adminLn == nil && cfg.Admin != "" {
+		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+			return nil, fmt.Errorf("server: admin listener: %w", err)
+		}
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *Server) closeResources() {
+	if s.tls != nil {
+		s.tls.Close()
+	}
+	if s.pdb != nil {
+		s.pdb.Close()
+	}
+	if s.clientLn != nil {
+		s.clientLn.Close()
+	}
+	if s.adminLn != nil {
+		s.adminLn.Close()
+	}
+}
+
+// ClientAddr is the address the client listener is bound to.
+func (s *Server) ClientAddr() net.Addr { return s.clientLn.Addr() }
+
+// AdminAddr is the admin endpoint's address (nil without one).
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// Attack is the replica's current attack ("" when correct).
+func (s *Server) Attack() Attack { return *s.attack.Load() }
+
+// SetAttack turns the replica Byzantine (or correct again) while it runs.
+func (s *Server) SetAttack(a Attack) { s.attack.Store(&a) }
+
+// Status is the runtime's /status document (evidence included).
+func (s *Server) Status() node.Status { return s.nd.Status() }
+
+// Stats are the replication counters (refreshed at every delivery).
+func (s *Server) Stats() smr.Stats { return *s.stats.Load() }
+
+// StableCheckpoint is the position of the latest certified checkpoint
+// (refreshed at every delivery).
+func (s *Server) StableCheckpoint() uint64 { return s.stable.Load() }
+
+// Replies is the number of signed replies sent to clients.
+func (s *Server) Replies() uint64 { return s.repliesN.Load() }
+
+// Position is the last executed batch.
+func (s *Server) Position() uint64 { return s.pos.Load() }
+
+// Refused counts refused client requests by reason.
+func (s *Server) Refused() map[string]uint64 { return s.m.refusedSnapshot() }
+
+// Run serves until ctx is cancelled or the replica halts, then closes
+// every listener, connection and the store. It returns only when every
+// goroutine it started has ended.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		s.clientLn.Close()
+		if s.adminLn != nil {
+			s.adminLn.Close()
+		}
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		wg.Wait()
+		s.tls.Close()
+		if s.pdb != nil {
+			s.pdb.Close()
+		}
+	}()
+	workers := max(2, min(8, 2*runtimeProcs()))
+	for range workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.verifyLoop(ctx) }()
+	}
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.replyLoop(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.acceptLoop(ctx, &wg) }()
+	if s.adminLn != nil {
+		srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(2)
+		go func() { defer wg.Done(); srv.Serve(s.adminLn) }()
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			sctx, c := context.WithTimeout(context.Background(), time.Second)
+			defer c()
+			srv.Shutdown(sctx)
+		}()
+	}
+	s.log.Info("replicated service running", "client_addr", s.clientLn.Addr().String(), "attack", string(s.Attack()))
+	err := s.nd.Run(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) adminHandler() http.Handler {
+	mux := s.nd.AdminHandler()
+	return mux
+}
+
+// deliver runs on the stepping goroutine after the step's records are
+// durable: it queues each Executed for signing and sending.
+func (s *Server) deliver(d core.Delivery) {
+	e, ok := d.Value.(smr.Executed)
+	if !ok {
+		return
+	}
+	st := s.rep.Stats()
+	s.stats.Store(&st)
+	s.pos.Store(e.Position)
+	s.stable.Store(s.rep.StableCheckpoint().Seq)
+	s.replyCh <- e
+}
+
+// replyLoop signs replies and sends them to the connection waiting,
+// flushing the connections it wrote to whenever its queue runs dry.
+func (s *Server) replyLoop(ctx context.Context) {
+	dirty := map[*clientConn]bool{}
+	for {
+		var e smr.Executed
+		select {
+		case <-ctx.Done():
+			return
+		case e = <-s.replyCh:
+		}
+		if c := s.reply(e); c != nil {
+			dirty[c] = true
+		}
+		if len(s.replyCh) == 0 || len(dirty) > 64 {
+			for c := range dirty {
+				c.flush()
+			}
+			clear(dirty)
+		}
+	}
+}
+
+// reply signs one result and queues it on the waiting connection (nil if
+// none is waiting here: the client retries elsewhere).
+func (s *Server) reply(e smr.Executed) *clientConn {
+	k := waitKey{e.Client, e.Seq}
+	s.mu.Lock()
+	c := s.waiters[k]
+	delete(s.waiters, k)
+	if c != nil {
+		c.waiting--
+	}
+	s.mu.Unlock()
+	if c == nil || s.Attack() == AttackSilent {
+		return nil
+	}
+	r := &wire.Reply{Client: e.Client, Seq: e.Seq, Replica: uint32(s.self), Result: e.Result, Position: e.Position}
+	if s.Attack() == AttackCorruptState {
+		r.Result = corrupt(r.Result)
+	}
+	smr.SignReply(s.identity, s.digest, r)
+	b, err := marshal(r)
+	if err != nil {
+		return nil
+	}
+	c.queue(wire.FrameReply, b)
+	s.m.replies.Inc()
+	s.repliesN.Add(1)
+	return c
+}
+
+// verifyLoop batch-verifies client signatures off the stepping goroutine
+// and submits the valid requests for ordering.
+func (s *Server) verifyLoop(ctx context.Context) {
+	const maxBatch = 64
+	batch := make([]pendingReq, 0, maxBatch)
+	reqs := make([]*wire.ClientRequest, 0, maxBatch)
+	for {
+		batch, reqs = batch[:0], reqs[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-s.verifyCh:
+			batch = append(batch, p)
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-s.verifyCh:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		for _, p := range batch {
+			reqs = append(reqs, p.req)
+		}
+		ok := s.clients.VerifyBatch(s.digest, reqs, rand.Reader)
+		for i, p := range batch {
+			if !ok[i] {
+				s.refuse(p.conn, p.req.Client, p.req.Seq, ReasonBadSignature)
+				continue
+			}
+			s.verified.add(sha256.Sum256(smr.EncodeRequest(p.req)))
+			s.m.accepted.Inc()
+			k := waitKey{p.req.Client, p.req.Seq}
+			s.mu.Lock()
+			if s.conns[p.conn] {
+				if old := s.waiters[k]; old != p.conn {
+					if old != nil {
+						old.waiting--
+					}
+					s.waiters[k] = p.conn
+					p.conn.waiting++
+				}
+			}
+			s.mu.Unlock()
+			if err := s.nd.Submit(ctx, core.Input{Instance: smr.Instance, Value: p.req}); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// validRaw is the engine's predicate on request bytes (deterministic: a
+// cached verdict is one that verification returned for the same bytes).
+func (s *Server) validRaw(b []byte) bool {
+	if s.verified.has(sha256.Sum256(b)) {
+		return true
+	}
+	req, err := smr.DecodeRequest(b, s.maxReq+256)
+	if err != nil {
+		return false
+	}
+	return s.verifyOne(req)
+}
+
+// verifyReq is smr's predicate (same verdicts as validRaw).
+func (s *Server) verifyReq(req *wire.ClientRequest) bool {
+	if s.verified.has(sha256.Sum256(smr.EncodeRequest(req))) {
+		return true
+	}
+	return s.verifyOne(req)
+}
+
+func (s *Server) verifyOne(req *wire.ClientRequest) bool {
+	pk, ok := s.clients[req.Client]
+	if !ok {
+		return false
+	}
+	if sig.VerifyDomain(pk, req.Signature, smr.RequestDomain, s.digest[:], u64(req.Client), u64(req.Seq), req.Op) != nil {
+		return false
+	}
+	s.verified.add(sha256.Sum256(smr.EncodeRequest(req)))
+	return true
+}
+
+// verifiedCache remembers digests of requests whose signature verified,
+// so the stepping goroutine does not verify again what the worker pool
+// already did. Bounded: it is emptied when full.
+type verifiedCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[[32]byte]struct{}
+}
+
+func (v *verifiedCache) init(max int) { v.max, v.m = max, make(map[[32]byte]struct{}, max) }
+
+func (v *verifiedCache) add(d [32]byte) {
+	v.mu.Lock()
+	if len(v.m) >= v.max {
+		clear(v.m)
+	}
+	v.m[d] = struct{}{}
+	v.mu.Unlock()
+}
+
+func (v *verifiedCache) has(d [32]byte) bool {
+	v.mu.Lock()
+	_, ok := v.m[d]
+	v.mu.Unlock()
+	return ok
+}

@@ -1,0 +1,181 @@
+package smr
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/sig"
+	"github.com/maftia/maftia/crypto/tsig"
+)
+
+// Checkpoint certificates (issue 7, item 6; Castro–Liskov's stable
+// checkpoints with a threshold signature instead of 2f+1 signed messages):
+// every CheckpointEvery batches each replica signs (seq, StateDigest())
+// with its share of the cluster's Quorum key (threshold n−f) and sends the
+// share to all. n−f matching shares combine into one signature that any
+// replica or client can check against the cluster file: at least f+1
+// correct replicas reached that state at that position. Such a certificate
+// is what a lagging replica will verify a transferred snapshot against
+// (state transfer and log truncation are not implemented yet:
+// docs/RUNTIME.md).
+
+// CheckpointDomain separates checkpoint signatures from all others.
+const CheckpointDomain = "maftia/smr/checkpoint/v1"
+
+// CheckpointInstance carries CHECKPOINT messages: seq (8 bytes), state
+// digest (32 bytes), the sender's Quorum-key share.
+var CheckpointInstance = core.Root("ckpt")
+
+// Checkpoint is a certified state: Signature is the Quorum key's threshold
+// signature on CheckpointMessage(Seq, Digest).
+type Checkpoint struct {
+	Seq       uint64
+	Digest    [32]byte
+	Signature []byte
+}
+
+// CheckpointMessage is the signed byte string of a checkpoint.
+func CheckpointMessage(seq uint64, digest [32]byte) []byte {
+	return sig.Encode(CheckpointDomain, u64(seq), digest[:])
+}
+
+// VerifyCheckpoint checks a certificate against the cluster's Quorum key.
+func VerifyCheckpoint(quorum *tsig.PublicKey, cp Checkpoint) error {
+	if quorum.Threshold() < 1 {
+		return errors.New("smr: no quorum key")
+	}
+	s, err := tsig.UnmarshalSignature(cp.Signature)
+	if err != nil {
+		return fmt.Errorf("smr: checkpoint %d: %w", cp.Seq, err)
+	}
+	return tsig.Verify(quorum, s, CheckpointMessage(cp.Seq, cp.Digest))
+}
+
+// checkpoints is a replica's checkpoint state (nil when disabled).
+type checkpoints struct {
+	every  uint64
+	pk     *tsig.PublicKey
+	key    *tsig.SecretShare
+	mine   map[uint64][32]byte                  // own digests not yet certified
+	shares map[uint64]map[[32]byte][]tsig.Share // seq → digest → shares
+	from   map[uint64]map[core.NodeID]bool      // seq → who sent a share
+	stable Checkpoint                           // latest certified
+}
+
+// StableCheckpoint is the latest certified checkpoint (Seq 0: none yet).
+func (r *Replica) StableCheckpoint() Checkpoint { return r.cp.stableOrZero() }
+
+func (c *checkpoints) stableOrZero() Checkpoint {
+	if c == nil {
+		return Checkpoint{}
+	}
+	return c.stable
+}
+
+// afterBatch signs and sends this replica's checkpoint share when seq is
+// a checkpoint position.
+func (r *Replica) afterBatch(seq uint64, out *core.Output) error {
+	c := r.cp
+	if c == nil || seq%c.every != 0 {
+		return nil
+	}
+	d, err := r.StateDigest()
+	if err != nil {
+		return err
+	}
+	c.mine[seq] = d
+	share := tsig.SignShare(c.key, CheckpointMessage(seq, d))
+	b := binary.BigEndian.AppendUint64(nil, seq)
+	b = append(append(b, d[:]...), share.Marshal()...)
+	out.Broadcast(CheckpointInstance, b)
+	return nil
+}
+
+// onCheckpoint: upon CHECKPOINT(seq, d, share) from k — keep one share per
+// sender and position (positions within 4 checkpoints of our own, so a
+// Byzantine sender cannot make us hold unbounded state); with n−f shares
+// on the same d, combine them into a certificate.
+func (r *Replica) onCheckpoint(m core.Message, out *core.Output) error {
+	c := r.cp
+	if c == nil {
+		return nil
+	}
+	if len(m.Payload) < 40 {
+		out.Accuse(m.From, core.Malformed, m.Instance, "short CHECKPOINT")
+		return nil
+	}
+	seq := binary.BigEndian.Uint64(m.Payload)
+	var d [32]byte
+	copy(d[:], m.Payload[8:40])
+	if seq == 0 || seq%c.every != 0 {
+		out.Accuse(m.From, core.Malformed, m.Instance, "CHECKPOINT at %d, not a checkpoint position", seq)
+		return nil
+	}
+	if seq <= c.stable.Seq || seq > r.position+4*c.every || c.from[seq][m.From] {
+		return nil
+	}
+	share, err := tsig.UnmarshalShare(m.Payload[40:])
+	if err != nil || share.Index != uint32(m.From) {
+		out.Accuse(m.From, core.InvalidProof, m.Instance, "malformed CHECKPOINT share")
+		return nil
+	}
+	if c.from[seq] == nil {
+		c.from[seq], c.shares[seq] = map[core.NodeID]bool{}, map[[32]byte][]tsig.Share{}
+	}
+	c.from[seq][m.From] = true
+	c.shares[seq][d] = append(c.shares[seq][d], share)
+	q := r.p.Group.Quorum()
+	if len(c.shares[seq][d]) < q {
+		return nil
+	}
+	msg := CheckpointMessage(seq, d)
+	sigma, bad, err := tsig.Combine(c.pk, c.shares[seq][d], msg)
+	if err != nil && !errors.Is(err, tsig.ErrTooFewShares) {
+		bad = bad[:0] // structural defect: find the culprits one by one
+		for _, s := range c.shares[seq][d] {
+			if tsig.VerifyShare(c.pk, s, msg) != nil {
+				bad = append(bad, s.Index)
+			}
+		}
+	}
+	if err != nil {
+		kept := c.shares[seq][d][:0]
+		for _, s := range c.shares[seq][d] {
+			if containsIndex(bad, s.Index) {
+				out.Accuse(core.NodeID(s.Index), core.InvalidProof, m.Instance, "invalid CHECKPOINT share at %d", seq)
+				continue
+			}
+			kept = append(kept, s)
+		}
+		c.shares[seq][d] = kept
+		return nil
+	}
+	if mine, ok := c.mine[seq]; ok && mine != d {
+		// n−f replicas, so at least f+1 correct ones, certify another
+		// state at this position: this replica's state diverged.
+		return fmt.Errorf("smr: local state at batch %d has digest %x, the certified checkpoint %x", seq, mine[:8], d[:8])
+	}
+	c.stable = Checkpoint{Seq: seq, Digest: d, Signature: sigma.Marshal()}
+	rec := binary.BigEndian.AppendUint64(nil, seq)
+	rec = append(append(rec, d[:]...), c.stable.Signature...)
+	out.PersistRecord(CheckpointInstance, LogKey(seq), rec)
+	for s := range c.from {
+		if s <= seq {
+			delete(c.from, s)
+			delete(c.shares, s)
+			delete(c.mine, s)
+		}
+	}
+	return nil
+}
+
+func containsIndex(xs []uint32, x uint32) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
