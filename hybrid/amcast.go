@@ -19,11 +19,18 @@ type AMParams struct {
 	// Gap separates an instance's deciding round from the next
 	// instance's first tstart (TTCB time units, beyond T_TBA).
 	Gap uint64
+	// Ahead is how many instances beyond the current one messages are
+	// held for (bounded per sender by VC.EarlyCount/EarlyBytes). A replica
+	// that falls further behind loses the retransmissions it needs and
+	// must catch up by state transfer (not implemented here).
+	Ahead uint64
 }
 
 // DefaultAMParams returns parameters for the TTCB model's timing.
 func DefaultAMParams(g core.Group, self core.NodeID, valid func([]byte) bool) AMParams {
-	return AMParams{VC: DefaultVCParams(g, self, 60), Valid: valid, BatchSize: 64, MaxPending: 1 << 16, Gap: 40}
+	vc := DefaultVCParams(g, self, 60)
+	vc.EarlyCount = 4096
+	return AMParams{VC: vc, Valid: valid, BatchSize: 64, MaxPending: 1 << 16, Gap: 40, Ahead: 32}
 }
 
 // Check validates the parameters (n ≥ 3f+1, from vector consensus).
@@ -31,8 +38,8 @@ func (p AMParams) Check() error {
 	if err := p.VC.Check(); err != nil {
 		return err
 	}
-	if p.Valid == nil || p.BatchSize < 1 || p.MaxPending < 1 || p.Gap == 0 {
-		return errors.New("hybrid: amcast needs Valid, and positive BatchSize, MaxPending, Gap")
+	if p.Valid == nil || p.BatchSize < 1 || p.MaxPending < 1 || p.Gap == 0 || p.Ahead < 1 {
+		return errors.New("hybrid: amcast needs Valid, and positive BatchSize, MaxPending, Gap, Ahead")
 	}
 	return nil
 }
@@ -51,7 +58,7 @@ type AMulticast struct {
 	vc      *VConsensus
 	started bool
 	seq     uint64
-	early   *core.EarlyBuffer // messages for instance k+1
+	early   *core.EarlyBuffer // messages for instances k+1..k+Ahead
 	scratch core.Output
 }
 
@@ -85,15 +92,12 @@ func (a *AMulticast) Step(ev core.Event, out *core.Output) error {
 		}
 		return a.propose(out)
 	}
-	inst := eventInstance(ev)
-	switch inst.Prefix(a.root.Depth() + 1) {
-	case a.root.ChildN("k", a.k):
-	case a.root.ChildN("k", a.k+1):
-		if m, ok := ev.(core.Message); ok {
-			a.early.Add(m) // bounded per sender; replayed when k+1 starts
+	inst := eventInstance(ev).Prefix(a.root.Depth() + 1)
+	if inst != a.root.ChildN("k", a.k) {
+		name, k, ok := inst.Last()
+		if m, isMsg := ev.(core.Message); isMsg && ok && name == "k" && inst.Parent() == a.root && k > a.k && k-a.k <= a.p.Ahead {
+			a.early.Add(m) // bounded per sender; replayed when instance k starts
 		}
-		return nil
-	default:
 		return nil // finished instances, or too far ahead
 	}
 	if err := a.stepVC(ev, out); err != nil {

@@ -109,3 +109,84 @@ func BenchmarkEngine(b *testing.B) {
 		}
 	}
 }
+
+// orderedRequests counts the requests replica id has ordered.
+func orderedRequests(c *sim.Cluster, id core.NodeID) int {
+	got := 0
+	for _, d := range c.Deliveries(id) {
+		if b, ok := d.Value.(*wire.Batch); ok {
+			got += len(b.Requests)
+		}
+	}
+	return got
+}
+
+// BenchmarkHybridVersusABC orders R requests (given to every replica) with
+// the hybrid engine at n = 3 (f = 1, TTCB) and with asynchronous atomic
+// broadcast (abc: AVID + MVBA + threshold coin) at n = 4 (f = 1), no
+// faults, FIFO, and reports payload messages and bytes per ordered
+// request (plus TBA proposals for the hybrid engine).
+func BenchmarkHybridVersusABC(b *testing.B) {
+	for _, reqs := range []int{1, 100} {
+		b.Run(fmt.Sprintf("hybrid/n=3/requests=%d", reqs), func(b *testing.B) {
+			suite, _ := suites.Get("hybrid-smr", suites.Options{})
+			g := core.MustGroup(3, 1, core.HybridSMR)
+			var msgs, bytes, props float64
+			for i := 0; i < b.N; i++ {
+				c, err := sim.NewCluster(suite, g, uint64(i), nil, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for k := 0; k < reqs; k++ {
+					for _, id := range g.Members() {
+						c.Input(id, core.Input{Instance: core.Root("order"), Value: fmt.Appendf(nil, "ok:req-%d", k)})
+					}
+				}
+				drain(b, c, func() bool {
+					for _, id := range g.Members() {
+						if orderedRequests(c, id) < reqs {
+							return false
+						}
+					}
+					return true
+				})
+				msgs += float64(c.Stats().Messages)
+				bytes += float64(c.Stats().Bytes)
+				p, _ := suites.TBAProposals(suite)
+				props += float64(p)
+			}
+			per := float64(b.N * reqs)
+			b.ReportMetric(msgs/per, "msgs/req")
+			b.ReportMetric(bytes/per, "bytes/req")
+			b.ReportMetric(props/per, "tba-proposals/req")
+		})
+		b.Run(fmt.Sprintf("abc/n=4/requests=%d", reqs), func(b *testing.B) {
+			g := core.MustGroup(4, 1, core.Async)
+			var msgs, bytes float64
+			for i := 0; i < b.N; i++ {
+				s := suites.ABC(suites.Options{})
+				c, err := sim.NewCluster(s.Suite, g, uint64(i), nil, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for k := 0; k < reqs; k++ {
+					req := suites.ClientRequestForTest(fmt.Sprintf("r%d", k))
+					for _, id := range g.Members() {
+						c.Input(id, core.Input{Instance: suites.ABCRoot, Value: req})
+					}
+				}
+				for len(c.Pending()) > 0 {
+					c.Deliver(0)
+				}
+				if got := orderedRequests(c, 1); got != reqs {
+					b.Fatalf("abc ordered %d of %d", got, reqs)
+				}
+				msgs += float64(c.Stats().Messages)
+				bytes += float64(c.Stats().Bytes)
+			}
+			per := float64(b.N * reqs)
+			b.ReportMetric(msgs/per, "msgs/req")
+			b.ReportMetric(bytes/per, "bytes/req")
+		})
+	}
+}

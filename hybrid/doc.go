@@ -122,9 +122,15 @@
 // Deviations and limits: the epoch schedule, not the sender, fixes every
 // tstart (the papers let the initiator pick it; with a Byzantine
 // initiator that would split the correct replicas over two executions);
-// nothing is persisted, so a restarted replica must catch up by state
-// transfer (not implemented); a replica whose TTCB cannot return a result
-// (expired, unavailable) halts rather than guess.
+// nothing is persisted (the TTCB keeps each replica's proposals and
+// refuses a different second one, so a restarted replica cannot
+// equivocate through it), so a restarted replica must catch up by state
+// transfer (not implemented); likewise a replica cut off for longer than
+// the engine keeps batches for FETCH (Params.Retain epochs), or than
+// atomic multicast and vector consensus hold messages for later
+// instances/rounds (AMParams.Ahead, VCParams.RoundsAhead); a replica whose
+// TTCB cannot return a result (expired, unavailable) halts rather than
+// guess. See docs/adr/0004-hybrid-schedules.md.
 //
 // # Memory
 //

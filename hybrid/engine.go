@@ -40,7 +40,10 @@ type Params struct {
 	MaxBackoff uint
 	// Ahead is how many epochs beyond the current one PROPOSEs are
 	// buffered for; Retain how many completed epochs' batches are kept to
-	// answer FETCH.
+	// answer FETCH. A replica that falls more than Retain epochs behind
+	// the others (it was cut off that long) can no longer fetch what it
+	// missed and must catch up by state transfer (smr checkpoints; not
+	// implemented here).
 	Ahead, Retain uint64
 }
 
@@ -50,7 +53,7 @@ type Params struct {
 func DefaultParams(g core.Group, self core.NodeID, valid func([]byte) bool) Params {
 	return Params{Group: g, Self: self, Valid: valid, BatchSize: 256, MaxBatchBytes: 4 << 20,
 		MaxRequest: 64 << 10, MaxPending: 1 << 16, TBA: 10, Start: 40, Window: 20, MaxBackoff: 10,
-		Ahead: 4, Retain: 16, Retention: ttcb.DefaultModelParams().Retention}
+		Ahead: 4, Retain: 256, Retention: ttcb.DefaultModelParams().Retention}
 }
 
 // Check validates the parameters, refusing n < 2f+1.

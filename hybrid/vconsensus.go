@@ -22,15 +22,18 @@ type VCParams struct {
 	MaxBackoff                    uint
 	MaxPayload                    int
 	// EarlyCount and EarlyBytes bound, per sender, the messages buffered
-	// for later rounds.
+	// for later rounds (at most RoundsAhead beyond the current one): a
+	// replica that lags behind gets the later rounds' DATA and
+	// RETRANSMITs, which it needs, as soon as it gets there.
 	EarlyCount, EarlyBytes int
+	RoundsAhead            uint64
 }
 
 // DefaultVCParams returns parameters for the TTCB model's timing.
 func DefaultVCParams(g core.Group, self core.NodeID, start uint64) VCParams {
 	mp := ttcb.DefaultModelParams()
 	return VCParams{Group: g, Self: self, Start: start, Window: 40, TBA: mp.TBA, Retention: mp.Retention,
-		MaxBackoff: 8, MaxPayload: 1 << 20, EarlyCount: 64, EarlyBytes: 8 << 20}
+		MaxBackoff: 8, MaxPayload: 1 << 20, EarlyCount: 1024, EarlyBytes: 8 << 20, RoundsAhead: 16}
 }
 
 // Check validates the parameters, refusing n < 3f+1.
@@ -42,8 +45,8 @@ func (p VCParams) Check() error {
 		return fmt.Errorf("hybrid: n=%d > %d entities per TTCB agreement", p.Group.N(), ttcb.MaxElist)
 	case !p.Group.Contains(p.Self):
 		return fmt.Errorf("hybrid: self %d not in %s", p.Self, p.Group)
-	case p.Window == 0 || p.TBA == 0 || p.Retention == 0 || p.MaxPayload <= 0 || p.MaxBackoff > 30 || p.EarlyCount < 1 || p.EarlyBytes < 1:
-		return errors.New("hybrid: Window, TBA, Retention, MaxPayload, EarlyCount, EarlyBytes must be positive and MaxBackoff ≤ 30")
+	case p.Window == 0 || p.TBA == 0 || p.Retention == 0 || p.MaxPayload <= 0 || p.MaxBackoff > 30 || p.EarlyCount < 1 || p.EarlyBytes < 1 || p.RoundsAhead < 1:
+		return errors.New("hybrid: Window, TBA, Retention, MaxPayload, EarlyCount, EarlyBytes, RoundsAhead must be positive and MaxBackoff ≤ 30")
 	}
 	return nil
 }
@@ -233,7 +236,7 @@ func (v *VConsensus) message(m core.Message, out *core.Output) {
 	if rinst.Parent() != v.root {
 		return
 	}
-	if _, r, ok := rinst.Last(); ok && r > v.round && r <= v.round+2 {
+	if _, r, ok := rinst.Last(); ok && r > v.round && r-v.round <= v.p.RoundsAhead {
 		v.early.Add(m) // a later round: held, bounded per sender
 		return
 	}

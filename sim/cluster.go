@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/wire"
 )
 
 // Packet is a message in flight.
@@ -362,8 +363,19 @@ func (c *Cluster) describe(p *Packet) string {
 	return c.Suite.Describe(p.Instance, p.Payload)
 }
 
-func describeValue(v any) string {
+func describeValue(v any) string { return DescribeValue(v) }
+
+// DescribeValue renders a delivered or input value for traces. Ordered
+// batches (*wire.Batch) are rendered here rather than by protobuf's text
+// format, whose spacing protobuf-go varies between builds on purpose.
+func DescribeValue(v any) string {
 	switch x := v.(type) {
+	case *wire.Batch:
+		reqs := make([]string, len(x.Requests))
+		for i, r := range x.Requests {
+			reqs[i] = DescribeValue(r)
+		}
+		return fmt.Sprintf("batch %d [%s]", x.Seq, strings.Join(reqs, " "))
 	case []byte:
 		if len(x) > 24 {
 			return fmt.Sprintf("%q…(%dB)", x[:16], len(x))

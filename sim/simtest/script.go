@@ -242,5 +242,5 @@ func render(v any) string {
 	if b, ok := v.([]byte); ok {
 		return strconv.Quote(string(b))
 	}
-	return fmt.Sprint(v)
+	return sim.DescribeValue(v)
 }

@@ -66,11 +66,10 @@ func HybridKV(o Options) *sim.Suite {
 		},
 		Services: ttcbServices(nil),
 		Start: func(c *sim.Cluster) {
-			seqs := map[uint64]uint64{}
+			// One outstanding request per client, as a closed-loop client
+			// has (a client's next request waits for this one's reply).
 			for i := 0; i < 1+c.Rng.IntN(4); i++ {
-				client := uint64(1 + c.Rng.IntN(2))
-				seqs[client]++
-				seq := seqs[client]
+				client, seq := uint64(1+i), uint64(1)
 				op := kv.EncodeOp(&wire.KVOp{Kind: wire.KVOp_PUT, Key: fmt.Appendf(nil, "k%d", c.Rng.IntN(3)), Value: fmt.Appendf(nil, "v%d", i)})
 				req := &wire.ClientRequest{Client: client, Seq: seq, Op: op, Signature: kvMAC(client, seq, op)}
 				for _, id := range c.Group.Members() {

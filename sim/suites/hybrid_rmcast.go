@@ -105,7 +105,7 @@ func hybridSuite(name string, r core.Resilience) *sim.Suite {
 		Describe: func(_ core.InstanceID, p []byte) string { return hybrid.Describe(p) },
 		Mutate:   mutateHybrid,
 		AltInput: twinInput,
-		Attacks:  hybridAttacks(st),
+		Attacks:  hybridAttacks(),
 	}
 }
 
@@ -169,70 +169,41 @@ func mutateHybrid(rng *rand.Rand, _ core.InstanceID, p []byte) []byte {
 }
 
 // hybridAttacks are the protocol-specific Byzantine behaviours of the
-// hybrid suites; with the run's TTCB state, also a host whose TTCB module
-// crashes mid-run.
-func hybridAttacks(st ...*ttcbState) []sim.Behaviour {
-	b := []sim.Behaviour{WrongHash{}, Withhold{}}
-	if len(st) > 0 {
-		b = append(b, ModuleCrash{st: st[0], After: 12})
-	}
-	return b
-}
-
-// EarlyRetransmit is a replica that, on its first step, sends every
-// replica a RETRANSMIT with junk for every multicast instance it can
-// guess, before any tstart: an attempt to make correct replicas propose
-// "nothing" before the sender's DATA arrives (and so keep them out of
-// proposed-ok). It then behaves correctly.
-type EarlyRetransmit struct {
-	Instances func(core.Group) []core.InstanceID
-}
-
-func (EarlyRetransmit) Name() string { return "early-retransmit" }
-func (e EarlyRetransmit) Wrap(_ core.NodeID, inner core.Protocol, x *sim.ByzContext) core.Protocol {
-	return &earlyRetransmitter{inner: inner, insts: e.Instances(x.Group)}
-}
-
-type earlyRetransmitter struct {
-	inner core.Protocol
-	insts []core.InstanceID
-}
-
-func (e *earlyRetransmitter) Step(ev core.Event, out *core.Output) error {
-	for _, inst := range e.insts {
-		out.Broadcast(inst, hybrid.Encode(&hybrid.Message{Kind: hybrid.KindRetransmit, Value: []byte("junk")}))
-	}
-	e.insts = nil
-	_ = e.inner.Step(ev, out)
-	return nil
+// hybrid suites. They are stateless (a campaign shares one Behaviour value
+// among its parallel workers).
+func hybridAttacks() []sim.Behaviour {
+	return []sim.Behaviour{WrongHash{}, Withhold{}, ModuleCrash{After: 12}}
 }
 
 // ModuleCrash is a host whose replica behaves correctly but whose TTCB
-// module crashes after the replica's After-th step (ttcb.Model.Crash):
-// its requests are dropped and no reply reaches it any more — the one
-// crash a TTCB module may suffer, charged to the f faulty hosts.
-type ModuleCrash struct {
-	st    *ttcbState
-	After int
-}
+// module crashes after the replica's After-th step: from then on its
+// requests are lost and no reply reaches it — what ttcb.Model.Crash does,
+// applied at the host so the behaviour needs no handle on the run's
+// model. Proposals made before the crash stay counted. The one crash a
+// TTCB module may suffer is charged to the f faulty hosts.
+type ModuleCrash struct{ After int }
 
 func (m ModuleCrash) Name() string { return "ttcb-crash" }
-func (m ModuleCrash) Wrap(id core.NodeID, inner core.Protocol, _ *sim.ByzContext) core.Protocol {
-	return &moduleCrasher{inner: inner, st: m.st, id: id, left: m.After}
+func (m ModuleCrash) Wrap(_ core.NodeID, inner core.Protocol, _ *sim.ByzContext) core.Protocol {
+	return &moduleCrasher{inner: inner, left: m.After}
 }
 
 type moduleCrasher struct {
 	inner core.Protocol
-	st    *ttcbState
-	id    core.NodeID
 	left  int
 }
 
 func (c *moduleCrasher) Step(ev core.Event, out *core.Output) error {
-	if c.left--; c.left == 0 && c.st.model != nil {
-		c.st.model.Crash(c.id)
+	c.left--
+	if _, reply := ev.(core.ServiceReply); reply && c.left < 0 {
+		return nil // the crashed module answers nothing
 	}
-	_ = c.inner.Step(ev, out) // a faulty host's replica that broke itself carries on
+	scratch := stepInner(c.inner, ev, out)
+	out.Sends = append(out.Sends, scratch.Sends...)
+	out.Evidence = append(out.Evidence, scratch.Evidence...)
+	if c.left >= 0 {
+		out.Requests = append(out.Requests, scratch.Requests...)
+	}
 	return nil
 }
 
@@ -311,4 +282,32 @@ func stepInner(inner core.Protocol, ev core.Event, out *core.Output) *core.Outpu
 	out.Deliveries = append(out.Deliveries, scratch.Deliveries...)
 	out.Timers = append(out.Timers, scratch.Timers...)
 	return &scratch
+}
+
+// EarlyRetransmit is a replica that, on its first step, sends every
+// replica a RETRANSMIT with junk for every multicast instance it can
+// guess, before any tstart: an attempt to make correct replicas propose
+// "nothing" before the sender's DATA arrives (and so keep them out of
+// proposed-ok). It then behaves correctly.
+type EarlyRetransmit struct {
+	Instances func(core.Group) []core.InstanceID
+}
+
+func (EarlyRetransmit) Name() string { return "early-retransmit" }
+func (e EarlyRetransmit) Wrap(_ core.NodeID, inner core.Protocol, x *sim.ByzContext) core.Protocol {
+	return &earlyRetransmitter{inner: inner, insts: e.Instances(x.Group)}
+}
+
+type earlyRetransmitter struct {
+	inner core.Protocol
+	insts []core.InstanceID
+}
+
+func (e *earlyRetransmitter) Step(ev core.Event, out *core.Output) error {
+	for _, inst := range e.insts {
+		out.Broadcast(inst, hybrid.Encode(&hybrid.Message{Kind: hybrid.KindRetransmit, Value: []byte("junk")}))
+	}
+	e.insts = nil
+	_ = e.inner.Step(ev, out)
+	return nil
 }
