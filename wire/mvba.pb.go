@@ -79,7 +79,8 @@ func (MVBA_Kind) EnumDescriptor() ([]byte, []int) {
 // instance itself.
 // VOTE: vote is 1 if the sender holds the candidate's valid proposal.
 // COIN: share is the tsig coin share that elects the iteration's candidate.
-// DECIDE: the decided value and its proposer (f+1 matching ones decide).
+// DECIDE: the proposer of the decided value and the value's instance-bound
+// SHA-256 digest in value (f+1 matching ones decide, 2f+1 let a replica halt).
 type MVBA struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          MVBA_Kind              `protobuf:"varint,1,opt,name=kind,proto3,enum=maftia.wire.MVBA_Kind" json:"kind,omitempty"`

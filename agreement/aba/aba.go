@@ -33,6 +33,11 @@ type Params struct {
 	// simulator tests must catch (a coin that is a fixed bit or the
 	// replica's own estimate); production code leaves it nil.
 	UnsafeCoin func(round uint64, est uint8) uint8
+	// UnsafeOwnVals decides on the replica's own AUX-phase vals instead of
+	// the union of the CONF sets, and UnsafeSkipConf also skips the CONF
+	// round (MMR with a threshold coin as HoneyBadgerBFT first had it):
+	// broken variants for the steered-AUX test; production leaves them off.
+	UnsafeOwnVals, UnsafeSkipConf bool
 }
 
 // DefaultParams keeps messages for up to 8 rounds ahead.
@@ -112,7 +117,9 @@ type round struct {
 	sentAux  bool
 	conf     []uint8 // 0: none, else a value set
 	sentConf bool
-	vals     uint8 // the AUX-phase vals this replica sent in CONF
+	auxSent  uint8 // the bit this replica sent in AUX
+	confSent uint8 // the AUX-phase vals this replica sent in CONF
+	vals     uint8 // union of the n−f CONF sets that released the coin
 	released bool
 	toss     *tcoin.Toss
 }
@@ -142,6 +149,79 @@ func New(inst core.InstanceID, p Params) (*ABA, error) {
 	}
 	a := &ABA{inst: inst, p: p, cur: 1, rounds: map[uint64]*round{}, term: make([]uint8, p.Group.N())}
 	a.roundFor(1)
+	return a, nil
+}
+
+// Persisted records (core.Output.Persist, durable before the sends of the
+// same Output): what a replica said must survive a restart, or a restarted
+// replica could send a second, different AUX or CONF in a round, or decide
+// twice (ATTACKS.md rows 1 and 5: amnesia is equivocation). Each value is
+// the round (8 bytes, big-endian) and one byte: the estimate, AUX bit, CONF
+// set or decided bit.
+const (
+	recordRound  = "round"
+	recordAux    = "aux"
+	recordConf   = "conf"
+	recordDecide = "decide"
+)
+
+func record(r uint64, b uint8) []byte { return append(binary.BigEndian.AppendUint64(nil, r), b) }
+
+func (a *ABA) persistRound(out *core.Output) {
+	out.PersistRecord(a.inst, recordRound, record(a.cur, a.est))
+}
+
+// Recover recreates an instance from the records it persisted: its round
+// and estimate, the AUX and CONF it sent in that round (it will never send
+// different ones) and its decision (never delivered again). Messages it had
+// received are lost, so a recovered replica may not finish its current
+// round by itself; it still decides on f+1 TERMs.
+func Recover(inst core.InstanceID, p Params, records []core.Record) (*ABA, error) {
+	a, err := New(inst, p)
+	if err != nil {
+		return nil, err
+	}
+	type sent struct{ aux, conf int }
+	said := map[uint64]*sent{}
+	for _, rec := range records {
+		if rec.Instance != inst || len(rec.Value) != 9 || rec.Value[8] > 3 {
+			return nil, fmt.Errorf("aba: bad persisted record %q for %s", rec.Key, inst)
+		}
+		r, b := binary.BigEndian.Uint64(rec.Value), rec.Value[8]
+		if said[r] == nil {
+			said[r] = &sent{-1, -1}
+		}
+		switch rec.Key {
+		case recordRound:
+			if r < a.cur || b > 1 {
+				return nil, fmt.Errorf("aba: persisted round %d goes backwards or bad estimate", r)
+			}
+			a.started, a.cur, a.est = true, r, b
+		case recordAux:
+			said[r].aux = int(b)
+		case recordConf:
+			said[r].conf = int(b)
+		case recordDecide:
+			a.decided, a.decision = true, Decision{Value: b == 1, Round: r}
+			a.term[p.Self-1] = b + 1 // our TERM counts once, as before
+			a.nterm[b]++
+		default:
+			return nil, fmt.Errorf("aba: unknown persisted record %q", rec.Key)
+		}
+	}
+	a.rounds = map[uint64]*round{}
+	rs := a.roundFor(a.cur)
+	if x := said[a.cur]; x != nil {
+		if x.aux >= 0 {
+			rs.sentAux, rs.auxSent = true, uint8(x.aux)
+		}
+		if x.conf > 0 {
+			rs.sentConf, rs.confSent = true, uint8(x.conf)
+		}
+	}
+	if a.started {
+		rs.sentBval[a.est] = true
+	}
 	return a, nil
 }
 
@@ -231,20 +311,25 @@ type Checked struct {
 // Precheck decodes a message and fully verifies a coin share, off the
 // stepping goroutine (DESIGN §3). It is pure: it reads only immutable
 // parameters. An invalid share is returned as an error wrapping Evidence.
-func (a *ABA) Precheck(m core.Message) (any, error) {
+func (a *ABA) Precheck(m core.Message) (any, error) { return Precheck(a.p.Coin, m) }
+
+// Precheck is the pure check of a message for instance m.Instance, for
+// hosts (agreement/mvba) that check messages of ABA instances they have
+// not created yet.
+func Precheck(c *coin.Coin, m core.Message) (any, error) {
 	msg, err := Decode(m.Payload)
 	if err != nil {
-		return nil, &core.Evidence{Accused: m.From, Kind: core.Malformed, Instance: a.inst, Detail: err.Error()}
+		return nil, &core.Evidence{Accused: m.From, Kind: core.Malformed, Instance: m.Instance, Detail: err.Error()}
 	}
-	c := &Checked{Msg: msg}
+	chk := &Checked{Msg: msg}
 	if msg.Kind == wire.ABA_COIN {
-		s, err := tcoin.Verify(a.p.Coin, CoinName(a.inst, msg.Round), m.From, msg.Share)
+		s, err := tcoin.Verify(c, CoinName(m.Instance, msg.Round), m.From, msg.Share)
 		if err != nil {
-			return nil, &core.Evidence{Accused: m.From, Kind: core.InvalidProof, Instance: a.inst, Detail: err.Error()}
+			return nil, &core.Evidence{Accused: m.From, Kind: core.InvalidProof, Instance: m.Instance, Detail: err.Error()}
 		}
-		c.Share = s
+		chk.Share = s
 	}
-	return c, nil
+	return chk, nil
 }
 
 // Step applies one event.
@@ -278,6 +363,7 @@ func (a *ABA) propose(in core.Input, out *core.Output) error {
 	if v {
 		a.est = 1
 	}
+	a.persistRound(out)
 	a.sendBval(a.rounds[a.cur], a.est, out)
 	a.progress(out)
 	return nil
@@ -293,6 +379,10 @@ func (a *ABA) sendBval(rs *round, b uint8, out *core.Output) {
 
 func (a *ABA) receive(m core.Message, out *core.Output) {
 	if a.halted || !a.p.Group.Contains(m.From) {
+		return
+	}
+	if m.Instance != a.inst {
+		out.Accuse(m.From, core.Malformed, m.Instance, "message for a sub-instance of %s", a.inst)
 		return
 	}
 	var msg *wire.ABA
@@ -375,7 +465,8 @@ func (a *ABA) progress(out *core.Output) {
 			if rs.nbval[b] >= 2*g.F()+1 && rs.bin&(1<<b) == 0 {
 				rs.bin |= 1 << b
 				if !rs.sentAux {
-					rs.sentAux = true
+					rs.sentAux, rs.auxSent = true, b
+					out.PersistRecord(a.inst, recordAux, record(rs.r, b))
 					a.broadcast(&wire.ABA{Kind: wire.ABA_AUX, Round: rs.r, Value: uint32(b)}, out)
 				}
 			}
@@ -392,24 +483,33 @@ func (a *ABA) progress(out *core.Output) {
 					vals |= 1 << (x - 1)
 				}
 			}
-			if cnt >= g.Quorum() {
-				rs.sentConf, rs.vals = true, vals
+			if cnt >= g.Quorum() && a.p.UnsafeSkipConf {
+				rs.sentConf, rs.confSent = true, vals // no CONF round
+			} else if cnt >= g.Quorum() {
+				rs.sentConf, rs.confSent = true, vals
+				out.PersistRecord(a.inst, recordConf, record(rs.r, vals))
 				a.broadcast(&wire.ABA{Kind: wire.ABA_CONF, Round: rs.r, Value: uint32(vals)}, out)
 			}
 		}
 		// wait until CONF_r from n−f replicas carry sets ⊆ bin_values_r;
+		// vals ← the union of those sets (fixed before the coin is known);
 		// only now release the coin share of round r
 		if rs.sentConf && !rs.released {
+			var vals uint8
 			cnt := 0
 			for _, x := range rs.conf {
 				if x != 0 && x&^rs.bin == 0 {
 					cnt++
+					vals |= x
 				}
 			}
-			if cnt < g.Quorum() {
+			if cnt < g.Quorum() && !a.p.UnsafeSkipConf {
 				return
 			}
-			rs.released = true
+			rs.released, rs.vals = true, vals
+			if a.p.UnsafeOwnVals || a.p.UnsafeSkipConf {
+				rs.vals = rs.confSent
+			}
 			if a.p.UnsafeCoin == nil {
 				a.ops.SharesSigned++
 				sh := coin.ShareFor(a.p.Key, rs.toss.Name())
@@ -442,6 +542,7 @@ func (a *ABA) progress(out *core.Output) {
 		// r ← r+1
 		delete(a.rounds, a.cur)
 		a.cur++
+		a.persistRound(out)
 		a.sendBval(a.roundFor(a.cur), a.est, out)
 	}
 }
@@ -452,6 +553,7 @@ func (a *ABA) decide(b uint8, byTerm bool, out *core.Output) {
 		return
 	}
 	a.decided, a.decision = true, Decision{Value: b == 1, Round: a.cur, ByTerm: byTerm}
+	out.PersistRecord(a.inst, recordDecide, record(a.cur, b))
 	out.Deliver(a.inst, a.decision)
 	a.broadcast(&wire.ABA{Kind: wire.ABA_TERM, Value: uint32(b)}, out)
 }

@@ -224,3 +224,49 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		}
 	}
 }
+
+// A restarted replica that persisted AUX_1(1) and CONF_1({1}) never sends
+// a different AUX or CONF in round 1, and one that persisted its decision
+// never delivers again (amnesia would be equivocation).
+func TestRecoveredReplicaDoesNotEquivocate(t *testing.T) {
+	var out core.Output
+	a := driveToCoin(t, &out)
+	if len(out.Persist) < 3 {
+		t.Fatalf("records %v", out.Persist)
+	}
+	rec, err := Recover(inst, a.p, out.Persist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Round() != 1 || !rec.started || rec.est != 1 {
+		t.Fatalf("recovered round %d started %v est %d", rec.Round(), rec.started, rec.est)
+	}
+	out.Reset()
+	for _, from := range g4.Members() {
+		_ = rec.Step(msg(from, &wire.ABA{Kind: wire.ABA_BVAL, Round: 1, Value: 0}), &out)
+		_ = rec.Step(msg(from, &wire.ABA{Kind: wire.ABA_AUX, Round: 1, Value: 0}), &out)
+	}
+	if len(sent(&out, wire.ABA_AUX)) != 0 || len(sent(&out, wire.ABA_CONF)) != 0 {
+		t.Fatal("recovered replica sent a second AUX or CONF in round 1")
+	}
+	// Decision survives a restart.
+	b := newABA(t, 1)
+	out.Reset()
+	for _, from := range []core.NodeID{2, 3} {
+		_ = b.Step(msg(from, &wire.ABA{Kind: wire.ABA_TERM, Value: 1}), &out)
+	}
+	rb, err := Recover(inst, b.p, out.Persist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	for _, from := range []core.NodeID{2, 3, 4} {
+		_ = rb.Step(msg(from, &wire.ABA{Kind: wire.ABA_TERM, Value: 1}), &out)
+	}
+	if d, ok := rb.Decided(); !ok || !d.Value || len(out.Deliveries) != 0 || !rb.Finished() {
+		t.Fatalf("recovered decision %v %v, %d deliveries, finished %v", d, ok, len(out.Deliveries), rb.Finished())
+	}
+	if _, err := Recover(inst, b.p, []core.Record{{Instance: inst, Key: "aux", Value: []byte("short")}}); err == nil {
+		t.Fatal("corrupt record accepted")
+	}
+}

@@ -21,7 +21,17 @@
 // coin. Each replica broadcasts CONF_r(vals), vals being the set of values
 // it saw in its n−f AUX messages (not its whole bin_values), and releases
 // its coin share of round r only after n−f CONF_r sets contained in its
-// bin_values_r. The decision rule then uses its own vals. No replica here
+// bin_values_r. The decision rule then uses the union of those n−f CONF
+// sets (as poanetwork/hbbft does), fixed here before the coin is known. The
+// first correct replica to release its share had n−f CONF sets, at least
+// f+1 of them from correct replicas and sent before anyone could know the
+// coin; any other n−f CONF sets include one of those, so a replica whose
+// own AUX was steered after the adversary learnt the coin cannot keep the
+// other value alone while the rest adopt the coin. Deciding on one's own
+// AUX-phase vals leaves the attack open even with the CONF round:
+// TestSteeredAUXAttackNeedsConfUnion runs the attack's scheduler and shows
+// both broken variants (no CONF; CONF with own vals) stall for 100+ rounds
+// while this protocol decides. No replica here
 // releases a round's share before that round's pre-coin phase (BVAL, AUX,
 // CONF) is complete.
 //
@@ -33,8 +43,8 @@
 //	              broadcast AUX_r(b)
 //	CONF:         wait for n−f AUX_r with values in bin_values_r;
 //	              vals ← their values; broadcast CONF_r(vals)
-//	coin:         wait for n−f CONF_r ⊆ bin_values_r; release the share of
-//	              coin_r; s ← coin_r (f+1 valid shares)
+//	coin:         wait for n−f CONF_r ⊆ bin_values_r; vals ← their union;
+//	              release the share of coin_r; s ← coin_r (f+1 valid shares)
 //	decide:       if vals = {b}: est ← b, and if b = s decide b;
 //	              else est ← s; r ← r+1
 //
@@ -65,6 +75,13 @@
 // goroutine). Memory: per round O(n); rounds beyond the current one plus
 // Params.MaxRoundsAhead are dropped, so a Byzantine sender occupies at most
 // a constant number of slots per kept round (ATTACKS.md row 2).
+//
+// Persistence: the round and estimate, the AUX and CONF sent in a round
+// and the decision are persisted before the messages that reveal them
+// (Output.Persist); Recover rebuilds an instance that never contradicts
+// them (amnesia would be equivocation, ATTACKS.md rows 1 and 5). Received
+// messages are not persisted, so a restarted replica may not finish its
+// round by itself; it decides on f+1 TERMs like any laggard.
 //
 // Evidence: malformed messages (Malformed), two AUX, CONF or TERM values
 // from one sender (Equivocation), coin shares that fail the structural

@@ -2,10 +2,12 @@ package aba_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/sim"
 	"github.com/maftia/maftia/sim/simtest"
 	"github.com/maftia/maftia/sim/suites"
@@ -113,6 +115,47 @@ func TestSameSeedSameTrace(t *testing.T) {
 		a, b := sim.Run(s.Suite, cfg).Trace, sim.Run(s.Suite, cfg).Trace
 		if a != b || a == "" {
 			t.Fatalf("seed %d: traces differ", seed)
+		}
+	}
+}
+
+// A correct replica that crashes and restarts from its persisted records
+// (ATTACKS.md row 1) never contradicts what it said before: agreement and
+// validity hold, no correct replica is accused, and the others decide.
+func TestRestartedReplicaStaysSafe(t *testing.T) {
+	g := core.MustGroup(4, 1, core.Async)
+	for seed := uint64(0); seed < 100; seed++ {
+		s := suites.ABA(suites.Options{})
+		c, err := sim.NewCluster(s.Suite, g, seed, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(seed, 9))
+		for _, id := range g.Members() {
+			c.Input(id, core.Input{Instance: suites.ABAInstance, Value: rng.IntN(2) == 0})
+		}
+		deliver := func(k int) {
+			for i := 0; i < k && len(c.Pending()) > 0; i++ {
+				c.Deliver(rng.IntN(len(c.Pending())))
+			}
+		}
+		deliver(rng.IntN(120))
+		c.Crash(2)
+		deliver(rng.IntN(40))
+		if err := c.Restart(2); err != nil {
+			t.Fatal(err)
+		}
+		deliver(200_000)
+		if v := s.Check(c); len(v) > 0 {
+			t.Fatalf("seed %d: %v", seed, v)
+		}
+		for _, e := range c.Evidence() {
+			t.Fatalf("seed %d: correct replica accused: %+v", seed, e)
+		}
+		for _, id := range []core.NodeID{1, 3, 4} {
+			if len(suites.ABADecisions(c)[id]) != 1 {
+				t.Fatalf("seed %d: replica %d did not decide", seed, id)
+			}
 		}
 	}
 }

@@ -3,11 +3,15 @@
 // shape of Cachin, Kursawe, Petzold and Shoup, "Secure and Efficient
 // Asynchronous Broadcast Protocols" (CRYPTO 2001, §4, protocol VBA): every
 // replica disseminates its proposal, then a threshold coin elects candidates
-// in random order and a binary agreement decides whether to adopt each, until
-// one is adopted. Two departures, both documented below: proposals travel by
-// Bracha reliable broadcast (broadcast/rbc) instead of verifiable consistent
-// broadcast with threshold-signature certificates, and the per-candidate
-// "pre-vote" is a plain VOTE round with f+1 amplification.
+// at random and a binary agreement (agreement/aba) decides whether to adopt
+// each, until one is adopted. Three departures, documented below: proposals
+// travel by Bracha reliable broadcast (broadcast/rbc) instead of verifiable
+// consistent broadcast with threshold-signature certificates; the
+// per-candidate "pre-vote" is a plain VOTE round with f+1 amplification; and
+// each iteration tosses its own coin (candidate = coin_l mod n) instead of
+// one coin fixing a permutation, so the adversary learns candidate l+1 only
+// after ABA_l decided 0 (candidates may repeat; a correct one is drawn with
+// probability ≥ 2/3 per iteration).
 //
 // # Protocol (instance ID "mvba:7")
 //
@@ -57,6 +61,11 @@
 // ABA decide 0 for a correct candidate; the simulator measures the
 // iterations (docs/PERFORMANCE.md). A certified-broadcast variant (CBC from
 // branch avid) is the intended replacement once it lands.
+//
+// Persistence: the RBC children persist what they echo and ready, but the
+// MVBA's own VOTEs and its ABA children are not wired to Recover yet (see
+// agreement/aba's Recover); a restarted replica should rejoin at the next
+// epoch of atomic broadcast.
 //
 // Complexity: n reliable broadcasts, O(n²) messages and O(n²|v|) bits;
 // then per iteration O(n²) messages for VOTE and COIN plus one ABA

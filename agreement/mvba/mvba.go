@@ -233,6 +233,37 @@ func Decode(b []byte) (*wire.MVBA, error) {
 	return &m, nil
 }
 
+// checkedShare is Precheck's result for a COIN message: a verified share.
+type checkedShare struct {
+	msg   *wire.MVBA
+	share coin.Share
+}
+
+// Precheck verifies coin shares (the MVBA's and its ABAs') off the stepping
+// goroutine (DESIGN §3); other messages are checked inline by Step. It is
+// pure: it reads only the instance ID and the coin key.
+func (m *MVBA) Precheck(msg core.Message) (any, error) {
+	if msg.Instance.Parent() != m.inst {
+		return nil, nil
+	}
+	name, l, _ := msg.Instance.Last()
+	switch name {
+	case "aba":
+		return aba.Precheck(m.p.Coin, msg)
+	case "coin":
+		d, err := Decode(msg.Payload)
+		if err != nil || d.Kind != wire.MVBA_COIN {
+			return nil, &core.Evidence{Accused: msg.From, Kind: core.Malformed, Instance: msg.Instance, Detail: "bad COIN"}
+		}
+		s, err := tcoin.Verify(m.p.Coin, CoinName(m.inst, l), msg.From, d.Share)
+		if err != nil {
+			return nil, &core.Evidence{Accused: msg.From, Kind: core.InvalidProof, Instance: msg.Instance, Detail: err.Error()}
+		}
+		return &checkedShare{msg: d, share: s}, nil
+	}
+	return nil, nil
+}
+
 // Step applies one event.
 func (m *MVBA) Step(ev core.Event, out *core.Output) error {
 	switch e := ev.(type) {
@@ -365,10 +396,16 @@ func (m *MVBA) iteration(l uint64) *iteration {
 }
 
 func (m *MVBA) onIterationMsg(e core.Message, name string, l uint64, out *core.Output) {
-	msg, err := Decode(e.Payload)
-	if err != nil {
-		out.Accuse(e.From, core.Malformed, e.Instance, "%v", err)
-		return
+	var msg *wire.MVBA
+	chk, prechecked := e.Checked.(*checkedShare)
+	if prechecked && chk != nil {
+		msg = chk.msg
+	} else {
+		var err error
+		if msg, err = Decode(e.Payload); err != nil {
+			out.Accuse(e.From, core.Malformed, e.Instance, "%v", err)
+			return
+		}
 	}
 	if (name == "vote") != (msg.Kind == wire.MVBA_VOTE) || (name == "coin") != (msg.Kind == wire.MVBA_COIN) {
 		out.Accuse(e.From, core.Malformed, e.Instance, "%s message on a %s instance", msg.Kind, name)
@@ -394,6 +431,10 @@ func (m *MVBA) onIterationMsg(e core.Message, name string, l uint64, out *core.O
 		}
 	case wire.MVBA_COIN:
 		if it.toss.Have(e.From) {
+			return
+		}
+		if prechecked && chk != nil {
+			it.toss.Add(e.From, chk.share, true)
 			return
 		}
 		s, err := tcoin.Decode(m.p.Coin, it.toss.Name(), e.From, msg.Share)

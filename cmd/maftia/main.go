@@ -38,6 +38,7 @@ var subcommands = []func() *cobra.Command{
 	newSimCmd,
 	newKeygenCmd,
 	newNodeCmd,
+	newTTCBCmd,
 	newKVCmd,
 	newDemoCmd,
 	newUpCmd,

@@ -24,6 +24,8 @@ import (
 //	                                deliver (or drop, for drop's recipients)
 //	                                the packets pending now that match
 //	crash <id>
+//	tick [n=K]                      advance abstract time K ticks (default 1),
+//	                                firing due timers and service (TTCB) replies
 //	stabilize                       deliver everything until quiescent
 //	status                          deliveries and evidence per replica
 //
@@ -185,6 +187,14 @@ func (s *Script) exec(td *datadriven.TestData) (string, error) {
 			return "", fmt.Errorf("crash: bad replica %q", td.CmdArgs[0].Key)
 		}
 		s.c.Crash(core.NodeID(id))
+	case "tick":
+		k, err := intArg(td, "n", 1)
+		if err != nil || k < 0 {
+			return "", fmt.Errorf("tick n=<ticks>")
+		}
+		for i := 0; i < k; i++ {
+			s.c.Tick()
+		}
 	case "stabilize":
 		for i := 0; len(s.c.Pending()) > 0; i++ {
 			if i > 1_000_000 {

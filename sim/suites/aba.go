@@ -6,6 +6,7 @@ import (
 
 	"github.com/maftia/maftia/agreement/aba"
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/coin"
 	"github.com/maftia/maftia/sim"
 	"github.com/maftia/maftia/wire"
 )
@@ -35,6 +36,10 @@ func abaParams(keys *coinKeys, g core.Group, id core.NodeID, broken string) aba.
 		p.UnsafeCoin = func(uint64, uint8) uint8 { return 0 }
 	case "local-coin": // skips the coin: the replica's own estimate
 		p.UnsafeCoin = func(_ uint64, est uint8) uint8 { return est }
+	case "own-vals": // decides on its own AUX-phase vals, not the CONF sets
+		p.UnsafeOwnVals = true
+	case "no-conf": // MMR with a threshold coin and no CONF round
+		p.UnsafeSkipConf = true
 	}
 	return p
 }
@@ -45,7 +50,7 @@ func abaParams(keys *coinKeys, g core.Group, id core.NodeID, broken string) aba.
 // "local-coin" replace the threshold coin.
 func ABA(o Options) *ABASuite {
 	s := &ABASuite{cores: map[core.NodeID]*aba.ABA{}}
-	host := func(id core.NodeID, g core.Group) (core.Protocol, error) {
+	host := func(id core.NodeID, g core.Group, records []core.Record) (core.Protocol, error) {
 		if s.keys == nil || s.keys.coin.PublicKey().N() != g.N() {
 			return nil, fmt.Errorf("suites: aba keys not dealt for %s", g)
 		}
@@ -53,7 +58,7 @@ func ABA(o Options) *ABASuite {
 			if inst != ABAInstance {
 				return nil, core.ErrNoInstance
 			}
-			a, err := aba.New(inst, abaParams(s.keys, g, id, o.Broken))
+			a, err := aba.Recover(inst, abaParams(s.keys, g, id, o.Broken), records)
 			if err != nil {
 				return nil, err
 			}
@@ -64,7 +69,8 @@ func ABA(o Options) *ABASuite {
 	s.Suite = &sim.Suite{
 		Name:       "aba",
 		Resilience: core.Async,
-		NewReplica: host,
+		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) { return host(id, g, nil) },
+		Recover:    host,
 		Services: func(g core.Group, seed uint64) map[string]sim.Service {
 			keys, err := dealCoin(g.N(), g.F(), seed)
 			if err != nil {
@@ -93,6 +99,53 @@ func ABA(o Options) *ABASuite {
 		Terminated: func(c *sim.Cluster) bool { return s.terminated(c) },
 	}
 	return s
+}
+
+// CoinBit is the coin of round r of the suite's instance in the current
+// run, computed from the first f+1 key shares: what a scheduler that
+// controls f Byzantine replicas knows once one correct replica released
+// its share (tests use it for the steered-AUX adversary, never earlier).
+func (s *ABASuite) CoinBit(r uint64) uint8 {
+	name := aba.CoinName(ABAInstance, r)
+	f := s.keys.coin.PublicKey().Threshold()
+	shares := make([]coin.Share, f)
+	for i := range shares {
+		shares[i] = coin.ShareFor(s.keys.sks[i], name)
+	}
+	v, _, err := s.keys.coin.Toss(shares, name)
+	if err != nil {
+		panic(err)
+	}
+	return v.Bit()
+}
+
+// ABADoubleVoter sends every BVAL and AUX with both bits and every CONF
+// with all three value sets, to everyone, leaving it to the scheduler which
+// version each replica counts first (the Byzantine replica of the
+// steered-AUX attack, ATTACKS.md row 4).
+type ABADoubleVoter struct{}
+
+func (ABADoubleVoter) Name() string { return "double-voter" }
+func (ABADoubleVoter) Wrap(id core.NodeID, inner core.Protocol, x *sim.ByzContext) core.Protocol {
+	return &rewriter{inner: inner, f: func(s core.Send, out *core.Output) {
+		m, err := aba.Decode(s.Payload)
+		if err != nil {
+			out.Sends = append(out.Sends, s)
+			return
+		}
+		switch m.Kind {
+		case wire.ABA_BVAL, wire.ABA_AUX:
+			for v := uint32(0); v < 2; v++ {
+				out.Broadcast(s.Instance, aba.Encode(&wire.ABA{Kind: m.Kind, Round: m.Round, Value: v}))
+			}
+		case wire.ABA_CONF:
+			for v := uint32(1); v <= 3; v++ {
+				out.Broadcast(s.Instance, aba.Encode(&wire.ABA{Kind: m.Kind, Round: m.Round, Value: v}))
+			}
+		default:
+			out.Sends = append(out.Sends, s)
+		}
+	}}
 }
 
 // ABABehaviours is every simulator behaviour plus the ABA-specific liar.

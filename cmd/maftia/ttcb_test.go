@@ -1,0 +1,56 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/maftia/maftia/ttcb"
+)
+
+// Bad configurations are refused with clear errors (ATTACKS row 8 for
+// the configuration file; key files must be private).
+func TestTTCBConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key := filepath.Join(dir, "m.key")
+	if err := ttcb.WritePrivateKey(key, priv); err != nil {
+		t.Fatal(err)
+	}
+	good := "id: 1\nf: 0\nsocket: m.sock\nstate_file: m.state\nkey_file: m.key\nmodules:\n  - {id: 1, control: \"127.0.0.1:0\"}\n"
+	write := func(s string) string {
+		p := filepath.Join(dir, "ttcb.yaml")
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg, _, err := loadTTCBConfig(write(good))
+	if err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	if cfg.Socket != filepath.Join(dir, "m.sock") || cfg.Check() != nil {
+		t.Fatalf("config %+v: %v", cfg, cfg.Check())
+	}
+	for name, bad := range map[string]string{
+		"unknown field": good + "bogus: 1\n",
+		"not yaml":      "{{{",
+		"bad duration":  good + "delta: soon\n",
+		"entity key":    good + "entities:\n  - {id: 1, public_key: zz}\n",
+		"missing key":   strings.Replace(good, "m.key", "nope.key", 1),
+	} {
+		if _, _, err := loadTTCBConfig(write(bad)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadTTCBConfig(write(good)); !errors.Is(err, ttcb.ErrConfig) {
+		t.Fatalf("world-readable key: %v", err)
+	}
+}
