@@ -487,13 +487,24 @@ func (s *Server) verifyLoop(ctx context.Context) {
 				break fill
 			}
 		}
+		live := batch[:0]
 		for _, p := range batch {
+			<-p.conn.slots
+			if p.conn.bad.Load() {
+				s.m.refused(ReasonBadSignature) // dropped unverified: its connection forged one
+				continue
+			}
+			live = append(live, p)
 			reqs = append(reqs, p.req)
 		}
+		batch = live
 		ok := s.clients.VerifyBatch(s.digest, reqs, rand.Reader)
 		for i, p := range batch {
 			if !ok[i] {
 				s.refuse(p.conn, p.req.Client, p.req.Seq, ReasonBadSignature)
+				if !p.conn.bad.Swap(true) {
+					p.conn.nc.Close()
+				}
 				continue
 			}
 			s.verified.add(sha256.Sum256(smr.EncodeRequest(p.req)))
