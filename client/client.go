@@ -66,6 +66,7 @@ type Client struct {
 	mu     sync.Mutex // one Submit at a time
 	seq    uint64
 	faults map[uint32]uint64
+	last   accepted // the previous request's outcome, to judge late replies
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -83,6 +84,32 @@ type conn struct {
 	out     chan []byte // requests for the writer goroutine
 	writing bool        // the writer goroutine was started
 	failed  time.Time   // last failed dial: no new attempt for a second
+}
+
+// accepted is a request's outcome as f+1 replicas vouched for it.
+type accepted struct {
+	seq      uint64
+	result   []byte
+	position uint64
+	judged   map[uint32]bool
+}
+
+// judgeLate checks a reply to the previous request that arrived after
+// Submit returned: a validly signed reply with another outcome is proof
+// that its replica misbehaved.
+func (c *Client) judgeLate(r *wire.Reply) {
+	l := &c.last
+	if l.judged == nil || r.Client != c.id || r.Seq != l.seq || l.judged[r.Replica] {
+		return
+	}
+	pk, ok := c.replicas[r.Replica]
+	if !ok || smr.VerifyReply(pk, c.digest, r) != nil {
+		return
+	}
+	l.judged[r.Replica] = true
+	if !bytes.Equal(r.Result, l.result) || r.Position != l.position {
+		c.faults[r.Replica]++
+	}
 }
 
 type frame struct {
@@ -259,15 +286,21 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 				if f.reply.Replica != f.from {
 					continue // a replica relaying another's reply: ignore
 				}
-				res, _, done, err := col.Add(f.reply)
+				if f.reply.Seq != c.seq {
+					c.judgeLate(f.reply)
+					continue
+				}
+				res, pos, done, err := col.Add(f.reply)
 				if err != nil {
 					continue
 				}
 				answered[f.from] = true
 				replies[f.from] = f.reply
 				if done {
+					c.last = accepted{seq: c.seq, result: res, position: pos, judged: map[uint32]bool{}}
 					for id, r := range replies {
-						if !bytes.Equal(r.Result, res) {
+						c.last.judged[id] = true
+						if !bytes.Equal(r.Result, res) || r.Position != pos {
 							c.faults[id]++
 						}
 					}

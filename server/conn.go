@@ -11,6 +11,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -40,10 +41,21 @@ type clientConn struct {
 	wmu     sync.Mutex
 	w       *bufio.Writer // guarded by wmu
 	waiting int           // guarded by Server.mu
+	// slots bounds the connection's requests waiting for signature
+	// verification, so one connection cannot fill the shared queue and
+	// starve the others (ATTACKS row 10); bad marks a connection that
+	// sent a forged request: its queued requests are dropped unverified
+	// and it is closed (a correct client never sends one).
+	slots chan struct{}
+	bad   atomic.Bool
 }
 
+// maxUnverifiedPerConn is the number of a connection's requests that may
+// wait for signature verification at once.
+const maxUnverifiedPerConn = 64
+
 func newClientConn(nc net.Conn) *clientConn {
-	return &clientConn{nc: nc, w: bufio.NewWriterSize(nc, 64<<10)}
+	return &clientConn{nc: nc, w: bufio.NewWriterSize(nc, 64<<10), slots: make(chan struct{}, maxUnverifiedPerConn)}
 }
 
 // send writes one frame and flushes it.
@@ -175,6 +187,14 @@ func (s *Server) serveConn(ctx context.Context, c *clientConn) {
 		if busy {
 			s.refuse(c, req.Client, req.Seq, ReasonOverloaded)
 			continue
+		}
+		select {
+		case c.slots <- struct{}{}: // released by the verifier
+		case <-ctx.Done():
+			return
+		}
+		if c.bad.Load() {
+			return
 		}
 		select {
 		case s.verifyCh <- pendingReq{req: req, conn: c}:

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/maftia/maftia/apps/kv"
+	"github.com/maftia/maftia/apps/kv/kvtest"
 	"github.com/maftia/maftia/client"
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/crypto/sig"
@@ -98,18 +99,27 @@ func TestBadClientInputRefusedAndCounted(t *testing.T) {
 	_, other, _ := sig.GenerateKey(rand.Reader)
 	r.write(wire.FrameRequest, signed(l, other, uint64(ck.ID), 1, put))
 	r.wantRefusal(ReasonBadSignature)
+	// A connection that sent a forged request is closed (a correct client
+	// never does; ATTACKS row 10): the next ones need a new connection.
+	r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := wire.ReadClientFrame(r.c, wire.MaxClientFrame); err == nil {
+		t.Fatal("connection still open after a forged request")
+	}
+	r = dialRaw(t, l, 1)
 	var req wire.ClientRequest
 	proto.Unmarshal(signed(l, ck.Identity, uint64(ck.ID), 1, put), &req)
 	req.Signature[5] ^= 1
 	b, _ := proto.Marshal(&req)
 	r.write(wire.FrameRequest, b)
 	r.wantRefusal(ReasonBadSignature)
+	r = dialRaw(t, l, 1)
 	// Signed for another cluster (domain separation, ATTACKS row 11).
 	req2 := &wire.ClientRequest{Client: uint64(ck.ID), Seq: 1, Op: put}
 	smr.SignRequest(ck.Identity, [32]byte{1}, req2)
 	b, _ = proto.Marshal(req2)
 	r.write(wire.FrameRequest, b)
 	r.wantRefusal(ReasonBadSignature)
+	r = dialRaw(t, l, 1)
 
 	// Unknown client.
 	r.write(wire.FrameRequest, signed(l, other, 999, 1, put))
@@ -227,5 +237,99 @@ func TestConnectionInFlightBoundReleases(t *testing.T) {
 	}
 	if n := waiting(); n != 0 {
 		t.Fatalf("replica 1 still counts %d waiting requests after all were answered", n)
+	}
+}
+
+// TestFloodingClientHonestThroughput (ATTACKS row 10): while one
+// connection floods a replica with badly signed requests as fast as it
+// can (bounded in count and time), honest clients keep at least half of
+// their throughput. Reported, not enforced, under -short load variance:
+// the figure is logged and the test fails only below 50 %.
+func TestFloodingClientHonestThroughput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
+	}
+	l := startLocal(t, 4, 1, 5, false, nil)
+	var honest []kvtest.Submitter
+	for i := range 4 {
+		honest = append(honest, dial(t, l, i))
+	}
+	measure := func() int {
+		h := kvtest.NewHistory()
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		kvtest.Run(ctx, h, honest, 3, 4*time.Second)
+		return h.Acknowledged()
+	}
+	measure() // warm up connections and epochs
+	base := measure()
+	_, other, _ := sig.GenerateKey(rand.Reader)
+	ck := l.Clients[4]
+	stop := make(chan struct{})
+	done := make(chan int)
+	for id := uint32(1); id <= 4; id++ {
+		addr := l.Server(id).ClientAddr().String()
+		go func() {
+			// One pipelined flood connection per replica. (A flooder that
+			// reconnects after every close is not covered: in this single
+			// process it steals the replicas' CPU for its own handshakes
+			// and signatures, and honest throughput fell to ~17 %;
+			// docs/RUNTIME.md.)
+			n, dialed := 0, false
+			put := kv.EncodeOp(&wire.KVOp{Kind: wire.KVOp_PUT, Key: []byte("f"), Value: []byte("x")})
+			var c *tls.Conn
+			defer func() {
+				if c != nil {
+					c.Close()
+				}
+				done <- n
+			}()
+			for seq := uint64(1); seq <= 200_000; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c == nil {
+					if dialed {
+						break // closed by the replica for forging: no reconnect
+					}
+					dialed = true
+					var err error
+					if c, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}); err != nil {
+						continue
+					}
+					go func(c *tls.Conn) { // drain refusals so the replica's writes never block
+						for {
+							if _, _, err := wire.ReadClientFrame(c, wire.MaxClientFrame); err != nil {
+								return
+							}
+						}
+					}(c)
+				}
+				if wire.WriteClientFrame(c, wire.FrameRequest, signed(l, other, uint64(ck.ID), seq, put)) != nil {
+					c.Close()
+					c = nil
+					continue
+				}
+				n++
+			}
+			<-stop
+		}()
+	}
+	flooded := measure()
+	close(stop)
+	sent := 0
+	for range 4 {
+		sent += <-done
+	}
+	var refused uint64
+	for id := uint32(1); id <= 4; id++ {
+		refused += l.Server(id).Refused()[ReasonBadSignature]
+	}
+	t.Logf("honest operations in 4 s: %d alone, %d while %d forged requests were sent (%d refused as bad_signature): %.0f %%",
+		base, flooded, sent, refused, 100*float64(flooded)/float64(max(base, 1)))
+	if flooded*2 < base {
+		t.Fatalf("honest throughput fell to %d of %d under a flooding client (< 50 %%)", flooded, base)
 	}
 }

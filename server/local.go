@@ -26,8 +26,9 @@ type Local struct {
 	Logger  *slog.Logger
 	// Durable: each replica keeps a Pebble store in Dir/data-<id>.
 	Durable bool
-	// BatchSize is handed to every replica (0: the default).
-	BatchSize int
+	// BatchSize and CheckpointEvery are handed to every replica (0: the defaults).
+	BatchSize       int
+	CheckpointEvery uint64
 
 	mu      sync.Mutex
 	servers []*Server
@@ -134,7 +135,7 @@ func (l *Local) Start(id uint32) error {
 		return err
 	}
 	cfg := Config{Cluster: l.Cluster, Private: l.Privs[i], PeerListener: pl, ClientListener: cl, AdminListener: al,
-		Attack: l.Attacks[id], Logger: l.Logger, BatchSize: l.BatchSize}
+		Attack: l.Attacks[id], Logger: l.Logger, BatchSize: l.BatchSize, CheckpointEvery: l.CheckpointEvery}
 	if l.Durable {
 		cfg.DataDir = filepath.Join(l.Dir, fmt.Sprintf("data-%d", id))
 	}

@@ -96,6 +96,8 @@ type Server struct {
 	pos      atomic.Uint64
 	repliesN atomic.Uint64
 	stable   atomic.Uint64 // latest certified checkpoint
+	// truncated is the first log shard not yet deleted (stepping goroutine).
+	truncated uint64
 }
 
 type waitKey struct{ client, seq uint64 }
@@ -201,6 +203,21 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.store = s.pdb
+		// The latest certified checkpoint first (its certificate and
+		// digest are re-checked), then the log after it.
+		cp, err := s.pdb.LatestCheckpoint()
+		switch {
+		case err == nil:
+			var d [32]byte
+			copy(d[:], cp.Digest)
+			if err := s.rep.RestoreCheckpoint(smr.Checkpoint{Seq: cp.Seq, Digest: d, Signature: cp.Certificate}, cp.Snapshot); err != nil {
+				return nil, fmt.Errorf("server: restore checkpoint from %s: %w", cfg.DataDir, err)
+			}
+			s.truncated = smr.LogShardOf(cp.Seq + 1)
+			s.log.Info("restored certified checkpoint", "seq", cp.Seq)
+		case !errors.Is(err, storage.ErrNotFound):
+			return nil, fmt.Errorf("server: read checkpoint: %w", err)
+		}
 		recs, err := s.pdb.Records(smr.LogInstance)
 		if err != nil {
 			return nil, fmt.Errorf("server: read executed log: %w", err)
@@ -215,6 +232,7 @@ func New(cfg Config) (*Server, error) {
 	st := s.rep.Stats()
 	s.stats.Store(&st)
 	s.pos.Store(s.rep.Position())
+	s.stable.Store(s.rep.StableCheckpoint().Seq)
 
 	s.nd, err = node.New(node.Config{
 		Self: s.self, Group: g, Protocol: s.rep, Transport: s.tr, Storage: s.store,
@@ -366,7 +384,32 @@ func (s *Server) deliver(d core.Delivery) {
 	s.stats.Store(&st)
 	s.pos.Store(e.Position)
 	s.stable.Store(s.rep.StableCheckpoint().Seq)
+	s.saveCheckpoint()
 	s.replyCh <- e
+}
+
+// saveCheckpoint stores a newly certified checkpoint with its snapshot
+// and then deletes the log shards wholly below it (log truncation). It
+// runs on the stepping goroutine after the step's records are durable.
+// A failure is logged, not fatal: the log is kept and the next
+// checkpoint tries again.
+func (s *Server) saveCheckpoint() {
+	cp, snap, ok := s.rep.TakeCertified()
+	if !ok || s.pdb == nil {
+		return
+	}
+	if err := s.pdb.SaveCheckpoint(storage.Checkpoint{Seq: cp.Seq, Digest: cp.Digest[:], Snapshot: snap, Certificate: cp.Signature}); err != nil {
+		s.log.Error("save checkpoint", "seq", cp.Seq, "err", err)
+		return
+	}
+	// Shard i holds batches i·LogShard+1 … (i+1)·LogShard: deletable once
+	// all of them are at or below the checkpoint.
+	for ; (s.truncated+1)*smr.LogShard <= cp.Seq; s.truncated++ {
+		if err := s.pdb.DeleteRecords(smr.LogShardInstance(s.truncated)); err != nil {
+			s.log.Error("truncate log", "shard", s.truncated, "err", err)
+			return
+		}
+	}
 }
 
 // replyLoop signs replies and sends them to the connection waiting,
@@ -444,13 +487,24 @@ func (s *Server) verifyLoop(ctx context.Context) {
 				break fill
 			}
 		}
+		live := batch[:0]
 		for _, p := range batch {
+			<-p.conn.slots
+			if p.conn.bad.Load() {
+				s.m.refused(ReasonBadSignature) // dropped unverified: its connection forged one
+				continue
+			}
+			live = append(live, p)
 			reqs = append(reqs, p.req)
 		}
+		batch = live
 		ok := s.clients.VerifyBatch(s.digest, reqs, rand.Reader)
 		for i, p := range batch {
 			if !ok[i] {
 				s.refuse(p.conn, p.req.Client, p.req.Seq, ReasonBadSignature)
+				if !p.conn.bad.Swap(true) {
+					p.conn.nc.Close()
+				}
 				continue
 			}
 			s.verified.add(sha256.Sum256(smr.EncodeRequest(p.req)))

@@ -1,6 +1,7 @@
 package smr
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/crypto/sig"
 	"github.com/maftia/maftia/crypto/tsig"
+	"github.com/maftia/maftia/wire"
 )
 
 // Checkpoint certificates (issue 7, item 6; Castro–Liskov's stable
@@ -59,9 +61,14 @@ type checkpoints struct {
 	pk     *tsig.PublicKey
 	key    *tsig.SecretShare
 	mine   map[uint64][32]byte                  // own digests not yet certified
+	snaps  map[uint64][]byte                    // own snapshots not yet certified
 	shares map[uint64]map[[32]byte][]tsig.Share // seq → digest → shares
 	from   map[uint64]map[core.NodeID]bool      // seq → who sent a share
 	stable Checkpoint                           // latest certified
+	// stableSnap is stable's snapshot if this replica took it; taken is
+	// the last certified checkpoint handed to the runtime.
+	stableSnap []byte
+	taken      uint64
 }
 
 // StableCheckpoint is the latest certified checkpoint (Seq 0: none yet).
@@ -81,11 +88,18 @@ func (r *Replica) afterBatch(seq uint64, out *core.Output) error {
 	if c == nil || seq%c.every != 0 {
 		return nil
 	}
-	d, err := r.StateDigest()
+	snap, err := r.Snapshot()
 	if err != nil {
 		return err
 	}
-	c.mine[seq] = d
+	d := sha256.Sum256(snap)
+	c.mine[seq], c.snaps[seq] = d, snap
+	for s := range c.mine { // bounded: at most 4 uncertified snapshots
+		if s+4*c.every <= seq {
+			delete(c.mine, s)
+			delete(c.snaps, s)
+		}
+	}
 	share := tsig.SignShare(c.key, CheckpointMessage(seq, d))
 	b := binary.BigEndian.AppendUint64(nil, seq)
 	b = append(append(b, d[:]...), share.Marshal()...)
@@ -158,6 +172,7 @@ func (r *Replica) onCheckpoint(m core.Message, out *core.Output) error {
 		return fmt.Errorf("smr: local state at batch %d has digest %x, the certified checkpoint %x", seq, mine[:8], d[:8])
 	}
 	c.stable = Checkpoint{Seq: seq, Digest: d, Signature: sigma.Marshal()}
+	c.stableSnap = c.snaps[seq] // nil if this replica has not executed seq yet
 	rec := binary.BigEndian.AppendUint64(nil, seq)
 	rec = append(append(rec, d[:]...), c.stable.Signature...)
 	out.PersistRecord(CheckpointInstance, LogKey(seq), rec)
@@ -165,9 +180,52 @@ func (r *Replica) onCheckpoint(m core.Message, out *core.Output) error {
 		if s <= seq {
 			delete(c.from, s)
 			delete(c.shares, s)
-			delete(c.mine, s)
 		}
 	}
+	for s := range c.mine {
+		if s <= seq {
+			delete(c.mine, s)
+			delete(c.snaps, s)
+		}
+	}
+	return nil
+}
+
+// TakeCertified returns, once, the latest certified checkpoint with the
+// snapshot this replica took at that position, for the runtime to store
+// durably (storage.SaveCheckpoint) before it truncates the log below it.
+// ok is false if there is none new (or this replica did not take the
+// snapshot itself: it only learned the certificate).
+func (r *Replica) TakeCertified() (cp Checkpoint, snapshot []byte, ok bool) {
+	c := r.cp
+	if c == nil || c.stable.Seq == c.taken || c.stableSnap == nil {
+		return Checkpoint{}, nil, false
+	}
+	c.taken = c.stable.Seq
+	return c.stable, c.stableSnap, true
+}
+
+// RestoreCheckpoint starts a replica from a certified snapshot (its own,
+// at restart; later, one fetched from peers): the certificate must verify
+// against the Quorum key and the snapshot must have the certified digest.
+func (r *Replica) RestoreCheckpoint(cp Checkpoint, snapshot []byte) error {
+	c := r.cp
+	if c == nil {
+		return errors.New("smr: checkpoints are disabled")
+	}
+	if err := VerifyCheckpoint(c.pk, cp); err != nil {
+		return fmt.Errorf("smr: checkpoint %d: certificate: %w", cp.Seq, err)
+	}
+	if sha256.Sum256(snapshot) != cp.Digest {
+		return fmt.Errorf("smr: %w: checkpoint %d: snapshot does not match the certified digest", wire.ErrMalformed, cp.Seq)
+	}
+	if err := r.Restore(snapshot); err != nil {
+		return err
+	}
+	if r.position != cp.Seq {
+		return fmt.Errorf("smr: %w: checkpoint %d holds a snapshot at batch %d", wire.ErrMalformed, cp.Seq, r.position)
+	}
+	c.stable, c.taken = cp, cp.Seq
 	return nil
 }
 

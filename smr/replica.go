@@ -29,6 +29,17 @@ var LogInstance = core.Root("smrlog")
 // LogKey is the record key of batch seq (fixed width: sorts by seq).
 func LogKey(seq uint64) string { return fmt.Sprintf("%016x", seq) }
 
+// LogShard is the number of batches per log instance: batch seq is
+// persisted under LogShardInstance(LogShardOf(seq)), so the runtime can
+// delete whole shards below a certified checkpoint (log truncation).
+const LogShard = 64
+
+// LogShardOf is the shard of batch seq (seq ≥ 1).
+func LogShardOf(seq uint64) uint64 { return (seq - 1) / LogShard }
+
+// LogShardInstance is the instance holding shard i of the executed log.
+func LogShardInstance(i uint64) core.InstanceID { return LogInstance.ChildN("k", i) }
+
 // Params configure a Replica.
 type Params struct {
 	Group core.Group
@@ -97,7 +108,7 @@ func NewReplica(p Params, engine core.Protocol, fsm FSM) (*Replica, error) {
 	}
 	r := &Replica{p: p, engine: engine, fsm: fsm, sessions: map[uint64]*session{}}
 	if p.CheckpointEvery > 0 {
-		r.cp = &checkpoints{every: p.CheckpointEvery, pk: p.Quorum, key: p.QuorumKey, mine: map[uint64][32]byte{},
+		r.cp = &checkpoints{every: p.CheckpointEvery, pk: p.Quorum, key: p.QuorumKey, mine: map[uint64][32]byte{}, snaps: map[uint64][]byte{},
 			shares: map[uint64]map[[32]byte][]tsig.Share{}, from: map[uint64]map[core.NodeID]bool{}}
 	}
 	return r, nil
@@ -199,7 +210,7 @@ func (r *Replica) absorb(out *core.Output) error {
 		if b.Seq != r.position+1 {
 			return fmt.Errorf("smr: engine delivered batch %d after %d", b.Seq, r.position)
 		}
-		out.PersistRecord(LogInstance, LogKey(b.Seq), encodeBatch(b))
+		out.PersistRecord(LogShardInstance(LogShardOf(b.Seq)), LogKey(b.Seq), encodeBatch(b))
 		r.execute(b, out)
 		if err := r.afterBatch(b.Seq, out); err != nil {
 			return err
@@ -247,8 +258,9 @@ func encodeBatch(b *wire.Batch) []byte {
 }
 
 // Recover re-executes the batches a replica persisted under LogInstance
-// before it stopped (records in any order; they must be contiguous from
-// Position()+1). Replies are not produced: clients retry and are answered
+// before it stopped (records in any order; those at or below Position(),
+// e.g. below a restored checkpoint, are skipped; the rest must be
+// contiguous from Position()+1). Replies are not produced: clients retry and are answered
 // from the sessions. A gap or an undecodable record is a damaged log
 // (ATTACKS row 14): the replica refuses to start.
 func (r *Replica) Recover(recs []core.Record) error {

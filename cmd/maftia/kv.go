@@ -62,7 +62,7 @@ Results are printed as JSON.`,
 		sub("delete KEY", "Remove KEY", cobra.ExactArgs(1), func(a []string) (*wire.KVOp, error) {
 			return &wire.KVOp{Kind: wire.KVOp_DELETE, Key: []byte(a[0])}, nil
 		}),
-		sub("cas KEY EXPECTED NEW", "Set KEY to NEW if its value is EXPECTED (EXPECTED \"\" with --absent: if KEY does not exist)",
+		sub("cas KEY EXPECTED NEW", "Set KEY to NEW if its current value is EXPECTED",
 			cobra.ExactArgs(3), func(a []string) (*wire.KVOp, error) {
 				return &wire.KVOp{Kind: wire.KVOp_CAS, Key: []byte(a[0]), Expected: []byte(a[1]), Value: []byte(a[2])}, nil
 			}),

@@ -55,7 +55,8 @@ service: atomic broadcast (abc) orders signed client requests, replication
 management (smr) executes them on apps/kv exactly once, and each result is
 signed and sent back. Clients connect to the member's client address (its
 mesh port + 1000; see maftia kv). With --data the executed batches are
-durable and re-executed at restart. The admin endpoint serves /metrics
+durable and re-executed at restart; every 64 batches an n−f threshold-signed
+checkpoint is stored with its snapshot and the log below it deleted. The admin endpoint serves /metrics
 (maftia_smr_*), /healthz and /status (evidence against replicas).
 
 With --service rbc it runs Bracha reliable broadcast instead: instance rbc:<sender>/s:<seq> is <sender>'s

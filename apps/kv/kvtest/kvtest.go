@@ -26,6 +26,19 @@ type Submitter = kv.Submitter
 // NewHistory starts an empty history.
 func NewHistory() *History { return &History{start: time.Now(), acked: map[string]bool{}} }
 
+// Acknowledged is the number of operations that completed.
+func (h *History) Acknowledged() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, op := range h.ops {
+		if !op.Output.(Output).unknown {
+			n++
+		}
+	}
+	return n
+}
+
 // Read performs a final GET of key with s and records it.
 func (h *History) Read(ctx context.Context, id int, s Submitter, key string) error {
 	call := h.now()
