@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/server"
@@ -19,8 +21,21 @@ func runKVNode(ctx context.Context, o nodeOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s, err := server.New(server.Config{Cluster: cluster, Private: priv, DataDir: o.data, Admin: o.admin,
-		Attack: attack, Tick: o.tick, Logger: log})
+	cfg := server.Config{Cluster: cluster, Private: priv, DataDir: o.data, Admin: o.admin,
+		Attack: attack, Tick: o.tick, Logger: log}
+	if o.listen != "" {
+		if cfg.PeerListener, err = net.Listen("tcp", o.listen); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		defer cfg.PeerListener.Close()
+	}
+	if o.clientListen != "" {
+		if cfg.ClientListener, err = net.Listen("tcp", o.clientListen); err != nil {
+			return fmt.Errorf("--client-listen: %w", err)
+		}
+		defer cfg.ClientListener.Close()
+	}
+	s, err := server.New(cfg)
 	if err != nil {
 		return err
 	}

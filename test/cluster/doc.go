@@ -1,0 +1,16 @@
+// Package cluster holds the fault-injection tests of real maftia clusters
+// (ATTACKS.md rows 1, 2, 3 and the Byzantine replica rows): four
+// `maftia node` processes on loopback, a key-value workload through the
+// client library, and nemeses — SIGKILL and restart, SIGSTOP/SIGCONT, a
+// partition of one replica by a TCP proxy layer the test controls between
+// replicas, and a Byzantine replica (`maftia node --attack`). Every client
+// history is checked linearizable with porcupine and for lost acknowledged
+// writes, and each scenario prints a table row.
+//
+// The tests run only with MAFTIA_CLUSTER=1 (plain `go test ./...` stays
+// fast); MAFTIA_CLUSTER_DURATION (default 18s, at most 30s) sets each
+// scenario's workload length, split in thirds: before, during and after
+// the fault.
+//
+//	MAFTIA_CLUSTER=1 go test -v -run TestNemesis ./test/cluster
+package cluster
