@@ -1,0 +1,167 @@
+package docker
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const containerUID = 10001 // USER in deploy/Dockerfile
+
+func run(t *testing.T, env []string, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func must(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	out, err := run(t, env, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TestComposeAsyncCluster: image, keys, 4-replica compose cluster, a put
+// and a get from the host, teardown (always, via t.Cleanup).
+func TestComposeAsyncCluster(t *testing.T) {
+	if os.Getenv("MAFTIA_DOCKER") != "1" {
+		t.Skip("docker deployment test runs only with MAFTIA_DOCKER=1 (builds an image and starts 4 containers)")
+	}
+	for _, tool := range []string{"docker", "docker-compose"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("MAFTIA_DOCKER=1 but %s is not available: %v", tool, err)
+		}
+	}
+	if out, err := run(t, nil, "docker", "info", "--format", "{{.ServerVersion}}"); err != nil {
+		t.Skipf("MAFTIA_DOCKER=1 but the docker daemon is not reachable: %v\n%s", err, out)
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	must(t, nil, filepath.Join(root, "deploy", "build-image"), "maftia:dev")
+	t.Logf("image maftia:dev built in %v", time.Since(start).Round(time.Millisecond))
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "maftia")
+	must(t, nil, "go", "build", "-o", bin, "github.com/maftia/maftia/cmd/maftia")
+
+	// A subnet and host ports unlikely to collide with other runs.
+	pid := os.Getpid()
+	subnet := fmt.Sprintf("172.29.%d", 10+pid%200)
+	portPrefix := fmt.Sprint(300 + pid%100) // client ports <prefix>0<i>, admin <prefix>1<i>
+	var hosts, addrs []string
+	for i := 1; i <= 4; i++ {
+		hosts = append(hosts, fmt.Sprintf("%s.%d:7000", subnet, 10+i))
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%s0%d", portPrefix, i))
+	}
+	keysDir := filepath.Join(dir, "keys")
+	must(t, nil, bin, "keygen", "--n", "4", "--f", "1", "--clients", "1", "--hosts", strings.Join(hosts, ","), "--out", keysDir)
+	uid := containerUID
+	if os.Getuid() != 0 {
+		uid = os.Getuid() // cannot chown: run the containers as the caller
+	}
+	dataDir := filepath.Join(dir, "data")
+	for i := 1; i <= 4; i++ {
+		d := filepath.Join(dataDir, fmt.Sprint(i))
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{d, filepath.Join(keysDir, fmt.Sprintf("replica-%d.key", i))} {
+			if err := os.Chown(p, uid, uid); err != nil && os.Getuid() == 0 {
+				t.Fatal(err)
+			}
+		}
+	}
+	project := fmt.Sprintf("maftiatest%d", pid)
+	env := []string{"MAFTIA_KEYS=" + keysDir, "MAFTIA_DATA=" + dataDir, "MAFTIA_SUBNET_PREFIX=" + subnet,
+		"MAFTIA_PORT_PREFIX=" + portPrefix, fmt.Sprintf("MAFTIA_UID=%d", uid), fmt.Sprintf("MAFTIA_GID=%d", uid)}
+	compose := []string{"-f", filepath.Join(root, "deploy", "compose-async.yml"), "-p", project}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := run(t, env, "docker-compose", append(compose, "logs", "--no-color", "--tail", "30")...)
+			t.Logf("container logs:\n%s", out)
+		}
+		out, err := run(t, env, "docker-compose", append(compose, "down", "-v", "--remove-orphans", "-t", "3")...)
+		if err != nil {
+			t.Errorf("docker-compose down: %v\n%s", err, out)
+		}
+		// The data directories belong to the containers' uid: the
+		// temporary directory's removal needs no more than root or the
+		// caller's own uid, which the test already has.
+	})
+	must(t, env, "docker-compose", append(compose, "up", "-d")...)
+	t.Logf("compose project %s up (subnet %s.0/24, client ports %s)", project, subnet, strings.Join(addrs, ","))
+
+	kv := func(args ...string) (string, error) {
+		base := []string{"kv", "--config", filepath.Join(keysDir, "cluster.yaml"), "--key", filepath.Join(keysDir, "client-1.key"),
+			"--addresses", strings.Join(addrs, ","), "--timeout", "10s"}
+		return run(t, nil, bin, append(base, args...)...)
+	}
+	// The first operation waits for the mesh (diallers back off up to 5 s).
+	var out string
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, err = kv("put", "greeting", "hello-from-the-host")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("maftia kv put against the compose cluster: %v\n%s", err, out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Logf("put: %s", strings.TrimSpace(out))
+	out = strings.TrimSpace(mustKV(t, kv, "get", "greeting"))
+	var got struct {
+		OK    bool    `json:"ok"`
+		Found bool    `json:"found"`
+		Value *string `json:"value"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.LastIndex(out, "\n")+1:]), &got); err != nil {
+		t.Fatalf("get output %q: %v", out, err)
+	}
+	if !got.Found || got.Value == nil || *got.Value != "hello-from-the-host" {
+		t.Fatalf("get greeting = %s, want hello-from-the-host", out)
+	}
+	t.Logf("get: %s", out)
+
+	// The admin endpoint is published on loopback only and shows no
+	// evidence among the four correct replicas.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%s11/status", portPrefix))
+	if err != nil {
+		t.Fatalf("admin /status: %v", err)
+	}
+	var st struct {
+		Evidence map[string]any `json:"evidence"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("admin /status: %v", err)
+	}
+	if len(st.Evidence) != 0 {
+		t.Errorf("evidence among correct replicas: %v", st.Evidence)
+	}
+	t.Logf("4-replica compose cluster served put/get from the host in %v", time.Since(start).Round(time.Millisecond))
+}
+
+func mustKV(t *testing.T, kv func(...string) (string, error), args ...string) string {
+	t.Helper()
+	out, err := kv(args...)
+	if err != nil {
+		t.Fatalf("maftia kv %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
