@@ -141,19 +141,7 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	// A fifth client writes unique keys u-<n>; every acknowledged one must
 	// be readable at the end (S2: nothing acknowledged is lost).
 	var acked []string
-	go func() {
-		defer wg.Done()
-		w := kv.Client{S: c.dial(5)}
-		for n := 0; ctx.Err() == nil && n < 10_000; n++ {
-			k := fmt.Sprintf("u-%06d", n)
-			octx, ocancel := context.WithTimeout(context.Background(), 4*time.Second)
-			res, err := w.Put(octx, []byte(k), []byte(k))
-			ocancel()
-			if err == nil && res.Ok {
-				acked = append(acked, k)
-			}
-		}
-	}()
+	go func() { defer wg.Done(); acked = writeUnique(ctx, c.dial(5)) }()
 
 	third := d / 3
 	t0 := h.Elapsed()
@@ -180,27 +168,9 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 		}
 	}
 	r := row{name: nm.name}
-	lost := 0
-	res, err := kv.Client{S: fc}.Range(rctx, []byte("u-"), []byte("u."), 0)
+	lost, err := lostWrites(rctx, fc, acked, t)
 	if err != nil {
 		t.Errorf("final range: %v", err)
-		lost = len(acked)
-	} else {
-		have := map[string]bool{}
-		for _, p := range res.Pairs {
-			have[string(p.Key)] = string(p.Value) == string(p.Key)
-		}
-		for _, k := range acked {
-			if !have[k] {
-				lost++
-				if lost <= 5 {
-					t.Errorf("acknowledged write %s lost (S2)", k)
-				}
-			}
-		}
-		if len(acked) >= kv.MaxRangeLimit {
-			t.Logf("note: %d unique writes, range check covers the first %d", len(acked), kv.MaxRangeLimit)
-		}
 	}
 	lin, ok, unknown := h.Linearizable(30 * time.Second)
 	rate := func(a, b time.Duration) float64 {
@@ -237,4 +207,48 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	t.Logf("%s: %d acked, %d unknown, %.1f/%.1f/%.1f ops/s before/during/after, porcupine %s, %d lost acknowledged writes, evidence %s",
 		nm.name, r.acked, r.unknown, r.before, r.during, r.after, r.lin, r.lost, r.evidence)
 	return r
+}
+
+// writeUnique puts keys u-000000, u-000001, ... until ctx ends (at most
+// 10 000) and returns those acknowledged.
+func writeUnique(ctx context.Context, s kvtest.Submitter) (acked []string) {
+	w := kv.Client{S: s}
+	for n := 0; ctx.Err() == nil && n < 10_000; n++ {
+		k := fmt.Sprintf("u-%06d", n)
+		octx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		res, err := w.Put(octx, []byte(k), []byte(k))
+		cancel()
+		if err == nil && res.Ok {
+			acked = append(acked, k)
+		}
+	}
+	return acked
+}
+
+// lostWrites reads every u- key with one range and counts the
+// acknowledged ones missing or with another value (S2). If the range
+// fails, every acknowledged write counts as lost.
+func lostWrites(ctx context.Context, s kvtest.Submitter, acked []string, t testing.TB) (int, error) {
+	res, err := kv.Client{S: s}.Range(ctx, []byte("u-"), []byte("u."), 0)
+	if err != nil {
+		return len(acked), err
+	}
+	if len(acked) > kv.MaxRangeLimit {
+		t.Logf("note: %d unique writes, the range check covers the first %d", len(acked), kv.MaxRangeLimit)
+		acked = acked[:kv.MaxRangeLimit]
+	}
+	have := map[string]bool{}
+	for _, p := range res.Pairs {
+		have[string(p.Key)] = string(p.Value) == string(p.Key)
+	}
+	lost := 0
+	for _, k := range acked {
+		if !have[k] {
+			lost++
+			if lost <= 5 {
+				t.Logf("acknowledged write %s lost (S2)", k)
+			}
+		}
+	}
+	return lost, nil
 }
