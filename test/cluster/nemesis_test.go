@@ -48,6 +48,10 @@ var nemeses = []nemesis{
 		// lower ID dials), so cutting its proxy isolates it from every peer.
 		inject: func(c *cluster) { c.proxies[3].setCut(true) },
 		heal:   func(c *cluster) { c.proxies[3].setCut(false) }},
+	{name: "slow", rows: "2", target: 4,
+		// Every chunk to and from replica 4 waits 20 ms in its proxy.
+		inject: func(c *cluster) { c.proxies[3].delay.Store(int64(20 * time.Millisecond)) },
+		heal:   func(c *cluster) { c.proxies[3].delay.Store(0) }},
 	{name: "byz-corrupt-state", rows: "6", attacks: []string{"", "", "", "corrupt-state"}},
 	{name: "byz-invalid-shares", rows: "7", attacks: []string{"", "", "", "invalid-shares"}, evidence: true},
 }
@@ -60,6 +64,7 @@ type row struct {
 	lost                  int
 	evidence              string
 	catchUp               string
+	rssGrowth             int64 // largest growth of another replica's RSS during the fault
 	violations            int
 	elapsed               time.Duration
 }
@@ -123,9 +128,9 @@ func TestNemesis(t *testing.T) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "nemesis table (n=4, f=1, 4 clients on 3 keys + 1 unique-key writer, %v per scenario; ops/s acknowledged before / during / after the fault)\n", d)
-	fmt.Fprintf(&b, "%-20s %6s %7s %7s %7s %7s %-9s %5s %-8s %-8s %5s %8s\n", "scenario", "acked", "unknown", "before", "during", "after", "porcupine", "lost", "evidence", "catch-up", "viol", "elapsed")
+	fmt.Fprintf(&b, "%-20s %6s %7s %7s %7s %7s %-9s %5s %-8s %-8s %7s %5s %8s\n", "scenario", "acked", "unknown", "before", "during", "after", "porcupine", "lost", "evidence", "catch-up", "rssΔMiB", "viol", "elapsed")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-20s %6d %7d %7.1f %7.1f %7.1f %-9s %5d %-8s %-8s %5d %8s\n", r.name, r.acked, r.unknown, r.before, r.during, r.after, r.lin, r.lost, r.evidence, r.catchUp, r.violations, r.elapsed.Round(100*time.Millisecond))
+		fmt.Fprintf(&b, "%-20s %6d %7d %7.1f %7.1f %7.1f %-9s %5d %-8s %-8s %7.1f %5d %8s\n", r.name, r.acked, r.unknown, r.before, r.during, r.after, r.lin, r.lost, r.evidence, r.catchUp, float64(r.rssGrowth)/(1<<20), r.violations, r.elapsed.Round(100*time.Millisecond))
 	}
 	t.Log("\n" + b.String())
 }
@@ -157,8 +162,18 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	if nm.inject != nil {
 		nm.inject(c)
 	}
+	rss0 := map[int]int64{}
+	for id := 1; id <= 4; id++ {
+		if id != nm.target {
+			rss0[id] = c.rss(id)
+		}
+	}
 	time.Sleep(third - (h.Elapsed() - t1))
 	t2 := h.Elapsed()
+	r := row{name: nm.name}
+	for id, before := range rss0 {
+		r.rssGrowth = max(r.rssGrowth, c.rss(id)-before)
+	}
 	if nm.heal != nil {
 		nm.heal(c)
 	}
@@ -174,7 +189,6 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 			t.Errorf("final read of k%d: %v", i, err)
 		}
 	}
-	r := row{name: nm.name}
 	lost, err := lostWrites(rctx, fc, acked, t)
 	if err != nil {
 		t.Errorf("final range: %v", err)
@@ -206,6 +220,11 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	r.catchUp = "-"
 	if nm.target != 0 {
 		r.catchUp = catchUp(t, c, nm.target, fc)
+	}
+	// ATTACKS row 2: the others' memory stays bounded while one replica
+	// is paused or slow (generous bound: the transport queues are bounded).
+	if r.rssGrowth > 256<<20 {
+		t.Errorf("a correct replica's RSS grew by %d MiB during the fault", r.rssGrowth>>20)
 	}
 	// Progress after the fault is healed (liveness after restart/heal).
 	if n, _ := h.Window(t2, t3); n == 0 {
