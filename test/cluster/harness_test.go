@@ -30,6 +30,9 @@ type proxy struct {
 	target string
 
 	delay atomic.Int64 // per forwarded chunk, both directions (a slow replica)
+	// dropIn / dropOut discard the bytes flowing to / from the replica
+	// while the connections stay open (an asymmetric partition).
+	dropIn, dropOut atomic.Bool
 
 	mu    sync.Mutex
 	cut   bool
@@ -93,22 +96,26 @@ func (p *proxy) pipe(c net.Conn) {
 		u.Close()
 	}()
 	done := make(chan struct{}, 2)
-	go func() { p.copy(u, c); done <- struct{}{} }()
-	go func() { p.copy(c, u); done <- struct{}{} }()
+	go func() { p.copy(u, c, &p.dropIn); done <- struct{}{} }()
+	go func() { p.copy(c, u, &p.dropOut); done <- struct{}{} }()
 	<-done
 	c.Close()
 	u.Close()
 	<-done
 }
 
-// copy forwards src to dst, sleeping the current delay before each chunk.
-func (p *proxy) copy(dst io.Writer, src io.Reader) {
+// copy forwards src to dst, sleeping the current delay before each chunk
+// and discarding chunks while drop is set.
+func (p *proxy) copy(dst io.Writer, src io.Reader, drop *atomic.Bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			if d := time.Duration(p.delay.Load()); d > 0 {
 				time.Sleep(d)
+			}
+			if drop.Load() {
+				continue
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
@@ -118,6 +125,12 @@ func (p *proxy) copy(dst io.Writer, src io.Reader) {
 			return
 		}
 	}
+}
+
+// reset closes every forwarded connection (they reconnect at once).
+func (p *proxy) reset() {
+	p.setCut(true)
+	p.setCut(false)
 }
 
 // setCut partitions (true) or heals (false) the replica behind the proxy.

@@ -48,6 +48,15 @@ var nemeses = []nemesis{
 		// lower ID dials), so cutting its proxy isolates it from every peer.
 		inject: func(c *cluster) { c.proxies[3].setCut(true) },
 		heal:   func(c *cluster) { c.proxies[3].setCut(false) }},
+	{name: "asym-deaf", rows: "3", target: 4,
+		// Replica 4 hears nothing from its peers, which still hear it;
+		// the streams stay open. Healing resets the (now garbled) streams.
+		inject: func(c *cluster) { c.proxies[3].dropIn.Store(true) },
+		heal:   func(c *cluster) { c.proxies[3].dropIn.Store(false); c.proxies[3].reset() }},
+	{name: "asym-mute", rows: "3", target: 4,
+		// Replica 4 hears its peers, but nothing it sends reaches them.
+		inject: func(c *cluster) { c.proxies[3].dropOut.Store(true) },
+		heal:   func(c *cluster) { c.proxies[3].dropOut.Store(false); c.proxies[3].reset() }},
 	{name: "slow", rows: "2", target: 4,
 		// Every chunk to and from replica 4 waits 20 ms in its proxy.
 		inject: func(c *cluster) { c.proxies[3].delay.Store(int64(20 * time.Millisecond)) },
