@@ -338,3 +338,12 @@ func catchUp(t *testing.T, c *cluster, id int, s kvtest.Submitter) string {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// TestMain removes the binary maftiaBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
