@@ -9,9 +9,10 @@
 // writes, and each scenario prints a table row.
 //
 // The tests run only with MAFTIA_CLUSTER=1 (plain `go test ./...` stays
-// fast); MAFTIA_CLUSTER_DURATION (default 18s, at most 30s) sets each
-// scenario's workload length, split in thirds: before, during and after
-// the fault.
+// fast). MAFTIA_CLUSTER_DURATION (default 18s, clamped to 6s–27s so that a
+// scenario with its start and final checks stays within about 30 s) sets
+// each scenario's workload length, split in thirds: before, during and
+// after the fault.
 //
 //	MAFTIA_CLUSTER=1 go test -v -run TestNemesis ./test/cluster
 package cluster
