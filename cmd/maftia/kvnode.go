@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/server"
@@ -23,6 +25,17 @@ func runKVNode(ctx context.Context, o nodeOptions, log *slog.Logger) error {
 	}
 	cfg := server.Config{Cluster: cluster, Private: priv, DataDir: o.data, Admin: o.admin,
 		Attack: attack, Tick: o.tick, Logger: log}
+	for _, pa := range o.peerAddrs {
+		id, addr, ok := strings.Cut(pa, "=")
+		n, err := strconv.ParseUint(id, 10, 32)
+		if !ok || err != nil || addr == "" {
+			return fmt.Errorf("--peer-addr %q: want ID=HOST:PORT", pa)
+		}
+		if cfg.PeerAddrs == nil {
+			cfg.PeerAddrs = map[uint32]string{}
+		}
+		cfg.PeerAddrs[uint32(n)] = addr
+	}
 	if o.listen != "" {
 		if cfg.PeerListener, err = net.Listen("tcp", o.listen); err != nil {
 			return fmt.Errorf("--listen: %w", err)

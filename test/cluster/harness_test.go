@@ -21,18 +21,17 @@ import (
 	"github.com/maftia/maftia/crypto/keys"
 )
 
-// proxy forwards TCP connections to one replica's mesh listener. The
-// cluster file names the proxy's address, so every connection to that
-// replica from its peers passes through it; cut closes them all and
-// refuses new ones until heal.
+// proxy forwards the TCP connections of one mesh link: replica j < i dials
+// i (the lower ID dials the higher) at this proxy (maftia node --peer-addr),
+// which forwards to i's listener. setCut closes them all and refuses new
+// ones until healed; dropFwd / dropBack discard the bytes from j to i / from
+// i to j while the streams stay open; delay slows every chunk.
 type proxy struct {
 	ln     net.Listener
 	target string
 
-	delay atomic.Int64 // per forwarded chunk, both directions (a slow replica)
-	// dropIn / dropOut discard the bytes flowing to / from the replica
-	// while the connections stay open (an asymmetric partition).
-	dropIn, dropOut atomic.Bool
+	delay             atomic.Int64 // per forwarded chunk, both directions (a slow replica)
+	dropFwd, dropBack atomic.Bool
 
 	mu    sync.Mutex
 	cut   bool
@@ -96,8 +95,8 @@ func (p *proxy) pipe(c net.Conn) {
 		u.Close()
 	}()
 	done := make(chan struct{}, 2)
-	go func() { p.copy(u, c, &p.dropIn); done <- struct{}{} }()
-	go func() { p.copy(c, u, &p.dropOut); done <- struct{}{} }()
+	go func() { p.copy(u, c, &p.dropFwd); done <- struct{}{} }()
+	go func() { p.copy(c, u, &p.dropBack); done <- struct{}{} }()
 	<-done
 	c.Close()
 	u.Close()
@@ -154,7 +153,7 @@ func (p *proxy) close() {
 // replica is one `maftia node` process (restartable).
 type replica struct {
 	id          int
-	mesh, admin string // real mesh listener and admin endpoint
+	mesh, admin string // mesh listener (the member address) and admin endpoint
 	key, data   string
 	logPath     string
 	attack      string
@@ -170,79 +169,145 @@ type cluster struct {
 	cfg      string
 	cluster  *keys.Cluster
 	replicas []*replica
-	proxies  []*proxy
+	links    map[[2]int]*proxy // (j, i), j < i: the link j dials
 	clients  int
 }
 
-// listenBlock reserves ports base+off+i for every offset, so that the
-// member address (proxy) and its client port (member port + 1000) are
-// known free; it returns the listeners of the proxies and closes the rest.
-func freeBase(t testing.TB, n int) (base int, proxies []net.Listener) {
+// freeBase finds a block of free ports: base+i (member mesh address),
+// base+1000+i (its client port), base+200+i (admin), and base+300+k for
+// the proxy of each link, whose listeners it returns open.
+func freeBase(t testing.TB, n int) (base int, links map[[2]int]net.Listener) {
 	t.Helper()
 	for try := 0; try < 50; try++ {
 		base = 20000 + (os.Getpid()*7919+try*211+int(time.Now().UnixNano()/1e3))%30000
-		var held []net.Listener
+		var probes []net.Listener
+		links = map[[2]int]net.Listener{}
 		ok := true
-		for _, off := range []int{0, 100, 200, 1000} {
+		listen := func(port int) net.Listener {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				ok = false
+			}
+			return ln
+		}
+		for _, off := range []int{0, 200, 1000} {
 			for i := 1; i <= n && ok; i++ {
-				ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off+i))
-				if err != nil {
-					ok = false
-					break
+				if ln := listen(base + off + i); ok {
+					probes = append(probes, ln)
 				}
-				held = append(held, ln)
 			}
 		}
-		if !ok {
-			for _, ln := range held {
-				ln.Close()
+		k := 0
+		for j := 1; j <= n && ok; j++ {
+			for i := j + 1; i <= n && ok; i++ {
+				k++
+				if ln := listen(base + 300 + k); ok {
+					links[[2]int{j, i}] = ln
+				}
 			}
-			continue
 		}
-		for _, ln := range held[n:] {
+		for _, ln := range probes {
 			ln.Close()
 		}
-		return base, held[:n]
+		if ok {
+			return base, links
+		}
+		for _, ln := range links {
+			ln.Close()
+		}
 	}
 	t.Fatal("no free port block")
 	return 0, nil
 }
 
-// newCluster writes keys for n replicas (and clients) whose member
-// addresses are proxies in front of the replicas' real mesh listeners.
+// newCluster writes keys for n replicas (and clients) and starts them;
+// every mesh link passes through a proxy the test controls.
 // attacks[i] is replica i+1's --attack (empty: correct).
 func newCluster(t testing.TB, bin string, n, f, clients int, attacks []string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
-	base, pls := freeBase(t, n)
+	base, lns := freeBase(t, n)
 	var hosts []string
 	for i := 1; i <= n; i++ {
 		hosts = append(hosts, fmt.Sprintf("127.0.0.1:%d", base+i))
 	}
+	c := &cluster{t: t, bin: bin, dir: dir, cfg: filepath.Join(dir, "keys", keys.ClusterFileName), clients: clients,
+		links: map[[2]int]*proxy{}}
+	for l, ln := range lns {
+		c.links[l] = newProxy(ln, hosts[l[1]-1])
+	}
+	t.Cleanup(c.shutdown)
 	out, err := exec.Command(bin, "keygen", "--n", fmt.Sprint(n), "--f", fmt.Sprint(f), "--clients", fmt.Sprint(clients),
 		"--hosts", strings.Join(hosts, ","), "--out", filepath.Join(dir, "keys")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("keygen: %v\n%s", err, out)
 	}
-	c := &cluster{t: t, bin: bin, dir: dir, cfg: filepath.Join(dir, "keys", keys.ClusterFileName), clients: clients}
 	if c.cluster, err = keys.LoadCluster(c.cfg); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= n; i++ {
-		r := &replica{id: i, mesh: fmt.Sprintf("127.0.0.1:%d", base+100+i), admin: fmt.Sprintf("127.0.0.1:%d", base+200+i),
+		r := &replica{id: i, mesh: hosts[i-1], admin: fmt.Sprintf("127.0.0.1:%d", base+200+i),
 			key: filepath.Join(dir, "keys", fmt.Sprintf("replica-%d.key", i)), data: filepath.Join(dir, fmt.Sprintf("data-%d", i)),
 			logPath: filepath.Join(dir, fmt.Sprintf("replica-%d.log", i))}
 		if i <= len(attacks) {
 			r.attack = attacks[i-1]
 		}
 		c.replicas = append(c.replicas, r)
-		c.proxies = append(c.proxies, newProxy(pls[i-1], r.mesh))
 	}
-	t.Cleanup(c.shutdown)
 	for i := 1; i <= n; i++ {
 		c.start(i)
 	}
 	return c
+}
+
+// end is one replica's end of a link: the flags that drop what it
+// receives and what it sends on that link.
+type end struct {
+	p           *proxy
+	deaf, muted *atomic.Bool
+}
+
+// ends lists replica k's ends of its links.
+func (c *cluster) ends(k int) []end {
+	var out []end
+	for l, p := range c.links {
+		switch k {
+		case l[1]: // k is dialled: j → k is forward
+			out = append(out, end{p, &p.dropFwd, &p.dropBack})
+		case l[0]:
+			out = append(out, end{p, &p.dropBack, &p.dropFwd})
+		}
+	}
+	return out
+}
+
+// link is the proxy between replicas a and b.
+func (c *cluster) link(a, b int) *proxy { return c.links[[2]int{min(a, b), max(a, b)}] }
+
+// isolate cuts (or heals) every link of replica k.
+func (c *cluster) isolate(k int, cut bool) {
+	for _, e := range c.ends(k) {
+		e.p.setCut(cut)
+	}
+}
+
+// drop discards (or again forwards) what flows from replica a to b,
+// keeping the stream open.
+func (c *cluster) drop(from, to int, on bool) {
+	p := c.link(from, to)
+	if from < to {
+		p.dropFwd.Store(on)
+	} else {
+		p.dropBack.Store(on)
+	}
+}
+
+// resetLinks closes every stream of replica k (after dropped bytes have
+// garbled them; they reconnect at once).
+func (c *cluster) resetLinks(k int) {
+	for _, e := range c.ends(k) {
+		e.p.reset()
+	}
 }
 
 func (c *cluster) shutdown() {
@@ -253,7 +318,7 @@ func (c *cluster) shutdown() {
 			<-r.done
 		}
 	}
-	for _, p := range c.proxies {
+	for _, p := range c.links {
 		p.close()
 	}
 	if c.t.Failed() {
@@ -271,7 +336,12 @@ func (c *cluster) shutdown() {
 func (c *cluster) start(id int) {
 	c.t.Helper()
 	r := c.replicas[id-1]
-	args := []string{"node", "--config", c.cfg, "--key", r.key, "--data", r.data, "--admin", r.admin, "--listen", r.mesh, "--log-level", "warn"}
+	args := []string{"node", "--config", c.cfg, "--key", r.key, "--data", r.data, "--admin", r.admin, "--log-level", "warn"}
+	for l, p := range c.links {
+		if l[0] == id {
+			args = append(args, "--peer-addr", fmt.Sprintf("%d=%s", l[1], p.ln.Addr()))
+		}
+	}
 	if r.attack != "" {
 		args = append(args, "--attack", r.attack)
 	}

@@ -31,6 +31,8 @@ type nemesis struct {
 	heal    func(c *cluster)
 	// evidence: a correct replica's /status must name replica 4.
 	evidence bool
+	// check, if set, runs just before the heal: the fault really is in place.
+	check func(c *cluster) error
 	// target is the faulted correct replica, which must catch up after
 	// the heal (0: none).
 	target int
@@ -43,24 +45,63 @@ var nemeses = []nemesis{
 	{name: "pause", rows: "2", target: 2,
 		inject: func(c *cluster) { c.signal(2, syscall.SIGSTOP) },
 		heal:   func(c *cluster) { c.signal(2, syscall.SIGCONT) }},
-	{name: "partition", rows: "3", target: 4,
-		// Replica 4 (the highest ID) only accepts mesh connections (the
-		// lower ID dials), so cutting its proxy isolates it from every peer.
-		inject: func(c *cluster) { c.proxies[3].setCut(true) },
-		heal:   func(c *cluster) { c.proxies[3].setCut(false) }},
-	{name: "asym-deaf", rows: "3", target: 4,
+	{name: "partition-4", rows: "3", target: 4,
+		inject: func(c *cluster) { c.isolate(4, true) },
+		check:  func(c *cluster) error { return c.expectDisconnected(4, 1, 2, 3) },
+		heal:   func(c *cluster) { c.isolate(4, false) }},
+	{name: "partition-1", rows: "3", target: 1,
+		// Replica 1 dials all its peers (the lower ID dials the higher).
+		inject: func(c *cluster) { c.isolate(1, true) },
+		check:  func(c *cluster) error { return c.expectDisconnected(1, 2, 3, 4) },
+		heal:   func(c *cluster) { c.isolate(1, false) }},
+	{name: "cut-link-2-3", rows: "3", target: 3,
+		// One link down, both ends still connected to the others.
+		inject: func(c *cluster) { c.link(2, 3).setCut(true) },
+		check:  func(c *cluster) error { return c.expectDisconnected(2, 3) },
+		heal:   func(c *cluster) { c.link(2, 3).setCut(false) }},
+	{name: "asym-link-2-to-3", rows: "3", target: 3,
+		// 3 hears nothing from 2 on their link; 2 still hears 3.
+		inject: func(c *cluster) { c.drop(2, 3, true) },
+		heal:   func(c *cluster) { c.drop(2, 3, false); c.link(2, 3).reset() }},
+	{name: "asym-deaf-4", rows: "3", target: 4,
 		// Replica 4 hears nothing from its peers, which still hear it;
 		// the streams stay open. Healing resets the (now garbled) streams.
-		inject: func(c *cluster) { c.proxies[3].dropIn.Store(true) },
-		heal:   func(c *cluster) { c.proxies[3].dropIn.Store(false); c.proxies[3].reset() }},
-	{name: "asym-mute", rows: "3", target: 4,
+		inject: func(c *cluster) {
+			for _, e := range c.ends(4) {
+				e.deaf.Store(true)
+			}
+		},
+		heal: func(c *cluster) {
+			for _, e := range c.ends(4) {
+				e.deaf.Store(false)
+			}
+			c.resetLinks(4)
+		}},
+	{name: "asym-mute-4", rows: "3", target: 4,
 		// Replica 4 hears its peers, but nothing it sends reaches them.
-		inject: func(c *cluster) { c.proxies[3].dropOut.Store(true) },
-		heal:   func(c *cluster) { c.proxies[3].dropOut.Store(false); c.proxies[3].reset() }},
-	{name: "slow", rows: "2", target: 4,
-		// Every chunk to and from replica 4 waits 20 ms in its proxy.
-		inject: func(c *cluster) { c.proxies[3].delay.Store(int64(20 * time.Millisecond)) },
-		heal:   func(c *cluster) { c.proxies[3].delay.Store(0) }},
+		inject: func(c *cluster) {
+			for _, e := range c.ends(4) {
+				e.muted.Store(true)
+			}
+		},
+		heal: func(c *cluster) {
+			for _, e := range c.ends(4) {
+				e.muted.Store(false)
+			}
+			c.resetLinks(4)
+		}},
+	{name: "slow-4", rows: "2", target: 4,
+		// Every chunk to and from replica 4 waits 20 ms on its links.
+		inject: func(c *cluster) {
+			for _, e := range c.ends(4) {
+				e.p.delay.Store(int64(20 * time.Millisecond))
+			}
+		},
+		heal: func(c *cluster) {
+			for _, e := range c.ends(4) {
+				e.p.delay.Store(0)
+			}
+		}},
 	{name: "byz-corrupt-state", rows: "6", attacks: []string{"", "", "", "corrupt-state"}},
 	{name: "byz-invalid-shares", rows: "7", attacks: []string{"", "", "", "invalid-shares"}, evidence: true},
 }
@@ -178,6 +219,11 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 		}
 	}
 	time.Sleep(third - (h.Elapsed() - t1))
+	if nm.check != nil {
+		if err := nm.check(c); err != nil {
+			t.Errorf("fault not in place: %v", err)
+		}
+	}
 	t2 := h.Elapsed()
 	r := row{name: nm.name}
 	for id, before := range rss0 {
@@ -346,4 +392,21 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// expectDisconnected checks that replica k's transport reports each of
+// peers disconnected.
+func (c *cluster) expectDisconnected(k int, peers ...int) error {
+	st, err := c.status(k)
+	if err != nil {
+		return err
+	}
+	for _, m := range st.Members {
+		for _, p := range peers {
+			if int(m.ID) == p && m.Connected {
+				return fmt.Errorf("replica %d still connected to %d", k, p)
+			}
+		}
+	}
+	return nil
 }
