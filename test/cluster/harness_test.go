@@ -302,6 +302,28 @@ func (c *cluster) drop(from, to int, on bool) {
 	}
 }
 
+// silence drops (on) what replica k receives (deaf) or sends (!deaf) on
+// every link, streams kept open; clearing it resets k's streams.
+func (c *cluster) silence(k int, deaf, on bool) {
+	for _, e := range c.ends(k) {
+		flag := e.muted
+		if deaf {
+			flag = e.deaf
+		}
+		flag.Store(on)
+	}
+	if !on {
+		c.resetLinks(k)
+	}
+}
+
+// slow delays every chunk on replica k's links by d (0: no delay).
+func (c *cluster) slow(k int, d time.Duration) {
+	for _, e := range c.ends(k) {
+		e.p.delay.Store(int64(d))
+	}
+}
+
 // resetLinks closes every stream of replica k (after dropped bytes have
 // garbled them; they reconnect at once).
 func (c *cluster) resetLinks(k int) {

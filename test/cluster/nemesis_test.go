@@ -66,42 +66,16 @@ var nemeses = []nemesis{
 	{name: "asym-deaf-4", rows: "3", target: 4,
 		// Replica 4 hears nothing from its peers, which still hear it;
 		// the streams stay open. Healing resets the (now garbled) streams.
-		inject: func(c *cluster) {
-			for _, e := range c.ends(4) {
-				e.deaf.Store(true)
-			}
-		},
-		heal: func(c *cluster) {
-			for _, e := range c.ends(4) {
-				e.deaf.Store(false)
-			}
-			c.resetLinks(4)
-		}},
+		inject: func(c *cluster) { c.silence(4, true, true) },
+		heal:   func(c *cluster) { c.silence(4, true, false) }},
 	{name: "asym-mute-4", rows: "3", target: 4,
 		// Replica 4 hears its peers, but nothing it sends reaches them.
-		inject: func(c *cluster) {
-			for _, e := range c.ends(4) {
-				e.muted.Store(true)
-			}
-		},
-		heal: func(c *cluster) {
-			for _, e := range c.ends(4) {
-				e.muted.Store(false)
-			}
-			c.resetLinks(4)
-		}},
+		inject: func(c *cluster) { c.silence(4, false, true) },
+		heal:   func(c *cluster) { c.silence(4, false, false) }},
 	{name: "slow-4", rows: "2", target: 4,
 		// Every chunk to and from replica 4 waits 20 ms on its links.
-		inject: func(c *cluster) {
-			for _, e := range c.ends(4) {
-				e.p.delay.Store(int64(20 * time.Millisecond))
-			}
-		},
-		heal: func(c *cluster) {
-			for _, e := range c.ends(4) {
-				e.p.delay.Store(0)
-			}
-		}},
+		inject: func(c *cluster) { c.slow(4, 20*time.Millisecond) },
+		heal:   func(c *cluster) { c.slow(4, 0) }},
 	{name: "byz-corrupt-state", rows: "6", attacks: []string{"", "", "", "corrupt-state"}},
 	{name: "byz-invalid-shares", rows: "7", attacks: []string{"", "", "", "invalid-shares"}, evidence: true},
 }
