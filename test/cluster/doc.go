@@ -1,10 +1,10 @@
 // Package cluster holds the fault-injection tests of real maftia clusters
 // (ATTACKS.md rows 1, 2, 3 and the Byzantine replica rows): four
 // `maftia node` processes on loopback, a key-value workload through the
-// client library, and nemeses — SIGKILL and restart, SIGSTOP/SIGCONT, a
-// full, deaf, mute or slow partition of one replica by a TCP proxy layer
-// the test controls between replicas, and a Byzantine replica
-// (`maftia node --attack`). Every client
+// client library, and nemeses — SIGKILL and restart, SIGSTOP/SIGCONT,
+// partitions (a whole replica, one link, one direction, a slow replica) by
+// one TCP proxy per mesh link that the test controls (`maftia node
+// --peer-addr`), and a Byzantine replica (`maftia node --attack`). Every client
 // history is checked linearizable with porcupine and for lost acknowledged
 // writes, and each scenario prints a table row.
 //
