@@ -154,20 +154,7 @@ func TestComposeAsyncCluster(t *testing.T) {
 		time.Sleep(2 * time.Second)
 	}
 	t.Logf("put: %s", strings.TrimSpace(out))
-	out = strings.TrimSpace(mustKV(t, kv, "get", "greeting"))
-	var got struct {
-		OK    bool    `json:"ok"`
-		Found bool    `json:"found"`
-		Value *string `json:"value"`
-	}
-	if err := json.Unmarshal([]byte(out[strings.LastIndex(out, "\n")+1:]), &got); err != nil {
-		t.Fatalf("get output %q: %v", out, err)
-	}
-	if !got.Found || got.Value == nil || *got.Value != "hello-from-the-host" {
-		t.Fatalf("get greeting = %s, want hello-from-the-host", out)
-	}
-	t.Logf("get: %s", out)
-
+	t.Logf("get: %s", getValue(t, kv, "greeting", "hello-from-the-host"))
 	// The admin endpoint is published on loopback only and shows no
 	// evidence among the four correct replicas.
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%s11/status", portPrefix))
@@ -185,16 +172,72 @@ func TestComposeAsyncCluster(t *testing.T) {
 	if len(st.Evidence) != 0 {
 		t.Errorf("evidence among correct replicas: %v", st.Evidence)
 	}
+
+	// Docker nemeses, one fault at a time (f = 1): replica 4's container
+	// SIGKILLed, then replica 3 disconnected from the mesh network; the
+	// service answers during each fault and after it is healed.
+	service := func(name string) string {
+		return strings.TrimSpace(must(t, env, "docker-compose", append(compose, "ps", "-q", name)...))
+	}
+	network := project + "_mesh"
+	must(t, env, "docker-compose", append(compose, "kill", "replica4")...)
+	putGet(t, kv, "during-kill", "v1")
+	must(t, env, "docker-compose", append(compose, "start", "replica4")...)
+	putGet(t, kv, "after-kill", "v2")
+	r3 := service("replica3")
+	must(t, nil, "docker", "network", "disconnect", network, r3)
+	putGet(t, kv, "during-partition", "v3")
+	waitDisconnected(t, fmt.Sprintf("http://127.0.0.1:%s11/status", portPrefix), 3)
+	must(t, nil, "docker", "network", "connect", "--ip", subnet+".13", network, r3)
+	putGet(t, kv, "after-partition", "v4")
+	for k, v := range map[string]string{"greeting": "hello-from-the-host", "during-kill": "v1", "during-partition": "v3"} {
+		getValue(t, kv, k, v)
+	}
+	t.Logf("put/get answered with replica 4 killed, after its restart, with replica 3 partitioned and after the heal")
 	t.Logf("4-replica compose cluster served put/get from the host in %v", time.Since(start).Round(time.Millisecond))
 }
 
-func mustKV(t *testing.T, kv func(...string) (string, error), args ...string) string {
+// kvFunc runs one maftia kv command against the cluster.
+type kvFunc func(...string) (string, error)
+
+// retryKV runs a kv command, retrying for up to 60 s (connections to a
+// replica that just failed or came back are re-established).
+func retryKV(t *testing.T, kv kvFunc, args ...string) string {
 	t.Helper()
-	out, err := kv(args...)
-	if err != nil {
-		t.Fatalf("maftia kv %s: %v\n%s", strings.Join(args, " "), err, out)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := kv(args...)
+		if err == nil {
+			return strings.TrimSpace(out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("maftia kv %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// getValue reads key and checks its value.
+func getValue(t *testing.T, kv kvFunc, key, want string) string {
+	t.Helper()
+	out := retryKV(t, kv, "get", key)
+	var got struct {
+		Found bool    `json:"found"`
+		Value *string `json:"value"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.LastIndex(out, "\n")+1:]), &got); err != nil {
+		t.Fatalf("get output %q: %v", out, err)
+	}
+	if !got.Found || got.Value == nil || *got.Value != want {
+		t.Fatalf("get %s = %s, want %s", key, out, want)
 	}
 	return out
+}
+
+func putGet(t *testing.T, kv kvFunc, key, value string) {
+	t.Helper()
+	retryKV(t, kv, "put", key, value)
+	getValue(t, kv, key, value)
 }
 
 // TestComposeHybridTTCB: the three TTCB modules of compose-hybrid.yml start
@@ -236,5 +279,33 @@ func TestComposeHybridTTCB(t *testing.T) {
 			t.Fatalf("%d of 3 TTCB modules joined within 60 s", joined)
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+// waitDisconnected waits (≤ 20 s) until the replica whose /status is at
+// url reports member id disconnected: the partition is in place.
+func waitDisconnected(t *testing.T, url string, id uint32) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st struct {
+			Members []struct {
+				ID        uint32 `json:"id"`
+				Connected bool   `json:"connected"`
+			} `json:"members"`
+		}
+		if resp, err := http.Get(url); err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			for _, m := range st.Members {
+				if err == nil && m.ID == id && !m.Connected {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %d still connected after 20 s of partition", id)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
