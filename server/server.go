@@ -44,6 +44,10 @@ type Config struct {
 	// PeerListener and ClientListener, if set, are used instead of
 	// listening on the member's address and ClientAddress (tests, demo).
 	PeerListener, ClientListener net.Listener
+	// PeerAddrs, if set, overrides the address this replica dials to reach
+	// member ID (NAT, split-horizon networks, test proxies on one link).
+	// The member's own entry is ignored.
+	PeerAddrs map[uint32]string
 	// Admin is the admin HTTP address (/metrics, /healthz, /status);
 	// empty: none. AdminListener, if set, is used instead.
 	Admin         string
@@ -161,7 +165,11 @@ func New(cfg Config) (*Server, error) {
 	tcfg.Self, tcfg.ClusterID, tcfg.Identity = s.self, hex.EncodeToString(s.digest[:]), identity
 	tcfg.Peers = make(map[core.NodeID]transport.Peer)
 	for _, m := range c.Members {
-		tcfg.Peers[core.NodeID(m.ID)] = transport.Peer{Addr: m.Address, Identity: ed25519.PublicKey(m.Identity.Marshal())}
+		addr := m.Address
+		if a, ok := cfg.PeerAddrs[m.ID]; ok && m.ID != p.ID {
+			addr = a
+		}
+		tcfg.Peers[core.NodeID(m.ID)] = transport.Peer{Addr: addr, Identity: ed25519.PublicKey(m.Identity.Marshal())}
 	}
 	tcfg.MaxFrame = wire.DefaultMaxPayload + 64<<10
 	tcfg.Logger, tcfg.Registerer = s.log, s.reg

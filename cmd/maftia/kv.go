@@ -19,6 +19,7 @@ import (
 type kvOptions struct {
 	config, key string
 	timeout     time.Duration
+	addresses   string
 }
 
 // newKVCmd is `maftia kv`: the command-line client of the replicated
@@ -41,6 +42,7 @@ Results are printed as JSON.`,
 	pf.StringVar(&o.config, "config", "", "cluster file (YAML)")
 	pf.StringVar(&o.key, "key", "", "client private key file (mode 0600)")
 	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up after this long")
+	pf.StringVar(&o.addresses, "addresses", "", "comma-separated client addresses of replicas 1..n, overriding the cluster file's (e.g. ports published by containers)")
 	cmd.MarkPersistentFlagRequired("config")
 	cmd.MarkPersistentFlagRequired("key")
 	sub := func(use, short string, args cobra.PositionalArgs, op func(a []string) (*wire.KVOp, error)) *cobra.Command {
@@ -104,7 +106,11 @@ func runKV(ctx context.Context, o kvOptions, op *wire.KVOp, w io.Writer) error {
 		return err
 	}
 	defer key.Zeroize()
-	c, err := client.Dial(cluster, key, client.Options{})
+	var opts client.Options
+	if o.addresses != "" {
+		opts.Addresses = splitHosts(o.addresses)
+	}
+	c, err := client.Dial(cluster, key, opts)
 	if err != nil {
 		return err
 	}

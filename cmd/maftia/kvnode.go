@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/server"
@@ -19,8 +23,32 @@ func runKVNode(ctx context.Context, o nodeOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s, err := server.New(server.Config{Cluster: cluster, Private: priv, DataDir: o.data, Admin: o.admin,
-		Attack: attack, Tick: o.tick, Logger: log})
+	cfg := server.Config{Cluster: cluster, Private: priv, DataDir: o.data, Admin: o.admin,
+		Attack: attack, Tick: o.tick, Logger: log}
+	for _, pa := range o.peerAddrs {
+		id, addr, ok := strings.Cut(pa, "=")
+		n, err := strconv.ParseUint(id, 10, 32)
+		if !ok || err != nil || addr == "" {
+			return fmt.Errorf("--peer-addr %q: want ID=HOST:PORT", pa)
+		}
+		if cfg.PeerAddrs == nil {
+			cfg.PeerAddrs = map[uint32]string{}
+		}
+		cfg.PeerAddrs[uint32(n)] = addr
+	}
+	if o.listen != "" {
+		if cfg.PeerListener, err = net.Listen("tcp", o.listen); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		defer cfg.PeerListener.Close()
+	}
+	if o.clientListen != "" {
+		if cfg.ClientListener, err = net.Listen("tcp", o.clientListen); err != nil {
+			return fmt.Errorf("--client-listen: %w", err)
+		}
+		defer cfg.ClientListener.Close()
+	}
+	s, err := server.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,12 @@ type nodeOptions struct {
 	logLevel           string
 	service            string
 	attack             string
+	// listen and clientListen override the addresses the kv replica binds
+	// (default: its member address from the cluster file and that port
+	// + 1000), for NAT, containers and test proxies between replicas.
+	listen, clientListen string
+	// peerAddrs are ID=HOST:PORT overrides of the addresses dialled.
+	peerAddrs []string
 }
 
 func newNodeCmd() *cobra.Command {
@@ -85,6 +91,9 @@ The admin endpoint also serves /metrics, /healthz and /status.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.service, "service", "kv", "kv (replicated key-value service) or rbc (reliable broadcast only)")
 	f.StringVar(&o.attack, "attack", "", "make this replica Byzantine (testing only): silent, invalid-shares or corrupt-state")
+	f.StringVar(&o.listen, "listen", "", "bind the mesh here instead of the member address in --config (kv service), e.g. 0.0.0.0:7000")
+	f.StringArrayVar(&o.peerAddrs, "peer-addr", nil, "ID=HOST:PORT: dial member ID at this address instead of the cluster file's (NAT, split networks; repeatable; kv service)")
+	f.StringVar(&o.clientListen, "client-listen", "", "bind the client endpoint here instead of the member address's port + 1000 (kv service)")
 	cmd.MarkFlagRequired("config")
 	cmd.MarkFlagRequired("key")
 	return cmd

@@ -210,3 +210,41 @@ func (h *History) Check(t testing.TB) {
 		t.Fatalf("only %d operations completed: the service did not make progress", ok)
 	}
 }
+
+// Elapsed is the time since the history started (the clock of its
+// operations' Call and Return).
+func (h *History) Elapsed() time.Duration { return time.Duration(h.now()) }
+
+// Window counts the operations that returned acknowledged within
+// [from, to) and those called within it whose outcome is unknown
+// (timed out), for throughput during and after a fault.
+func (h *History) Window(from, to time.Duration) (acked, unknown int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, op := range h.ops {
+		if op.Output.(Output).unknown {
+			if op.Call >= int64(from) && op.Call < int64(to) {
+				unknown++
+			}
+		} else if op.Return >= int64(from) && op.Return < int64(to) {
+			acked++
+		}
+	}
+	return acked, unknown
+}
+
+// Linearizable checks the history with porcupine (bounded by timeout)
+// without failing the test, and counts acknowledged and unknown operations.
+func (h *History) Linearizable(timeout time.Duration) (res porcupine.CheckResult, acked, unknown int) {
+	h.mu.Lock()
+	ops := append([]porcupine.Operation(nil), h.ops...)
+	h.mu.Unlock()
+	for _, op := range ops {
+		if op.Output.(Output).unknown {
+			unknown++
+		} else {
+			acked++
+		}
+	}
+	return porcupine.CheckOperationsTimeout(Model, ops, timeout), acked, unknown
+}
