@@ -31,7 +31,7 @@ func TestABCPropertiesUnderByzantineReplicas(t *testing.T) {
 // withhold or corrupt their decryption shares; every request is delivered
 // decrypted.
 func TestSecureCausalABCPropertiesUnderByzantineReplicas(t *testing.T) {
-	simtest.Run(t, campaign(func() *suites.ABCSuite { return suites.SCABC(suites.Options{}) }, simtest.Seeds(300)))
+	simtest.Run(t, campaign(func() *suites.ABCSuite { return suites.SCABC(suites.Options{}) }, simtest.Seeds(150)))
 }
 
 // The checkers have teeth: delivering each batch in reverse order at some
