@@ -93,8 +93,9 @@ func New(inst core.InstanceID, p Params) (*RBC, error) {
 // it never echoes or readies two different digests (ATTACKS.md row 5:
 // amnesia is equivocation).
 const (
-	recordEcho  = "echo"
-	recordReady = "ready"
+	recordEcho      = "echo"
+	recordReady     = "ready"
+	recordDelivered = "delivered"
 )
 
 // Recover recreates an instance from the records it persisted.
@@ -113,6 +114,10 @@ func Recover(inst core.InstanceID, p Params, records []core.Record) (*RBC, error
 		case recordReady:
 			r.sentReady = true
 			copy(r.readyDigest[:], rec.Value)
+		case recordDelivered:
+			// Delivered before the restart: never deliver again (integrity
+			// across crashes); the instance is finished.
+			r.delivered = true
 		default:
 			return nil, fmt.Errorf("rbc: unknown persisted record %q", rec.Key)
 		}
@@ -297,6 +302,7 @@ func (r *RBC) tryDeliver(out *core.Output) {
 		return // wait for an ECHO carrying the payload
 	}
 	r.delivered = true
+	out.PersistRecord(r.inst, recordDelivered, r.readyDigest[:])
 	out.Deliver(r.inst, v)
 	// Keep nothing but the fact of delivery.
 	r.values, r.echoes, r.readies = nil, nil, nil

@@ -59,6 +59,38 @@ func TestRecoveredReplicaDoesNotEquivocate(t *testing.T) {
 	}
 }
 
+// A replica restarted after delivering never delivers the same instance
+// again (integrity across crashes): the delivery is persisted.
+func TestRecoveredAfterDeliveryDoesNotDeliverAgain(t *testing.T) {
+	r := newRBC(t, 2, 1)
+	var out core.Output
+	for _, from := range []core.NodeID{1, 3, 4} {
+		_ = r.Step(msg(from, &wire.RBC{Kind: wire.RBC_ECHO, Value: []byte("a")}), &out)
+	}
+	d := DigestOf("rbc:1", []byte("a"))
+	for _, from := range []core.NodeID{1, 3, 4} {
+		_ = r.Step(msg(from, &wire.RBC{Kind: wire.RBC_READY, Digest: d[:]}), &out)
+	}
+	if len(out.Deliveries) != 1 {
+		t.Fatalf("delivered %d times before the restart", len(out.Deliveries))
+	}
+	rec, err := Recover("rbc:1", DefaultParams(g4, 2, 1), out.Persist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Finished() {
+		t.Fatal("recovered instance not finished after a persisted delivery")
+	}
+	out.Reset()
+	for _, from := range []core.NodeID{1, 3, 4} {
+		_ = rec.Step(msg(from, &wire.RBC{Kind: wire.RBC_ECHO, Value: []byte("a")}), &out)
+		_ = rec.Step(msg(from, &wire.RBC{Kind: wire.RBC_READY, Digest: d[:]}), &out)
+	}
+	if len(out.Deliveries) != 0 {
+		t.Fatal("delivered again after the restart")
+	}
+}
+
 // Memory stays bounded whatever Byzantine replicas send: one value per
 // sender, and equivocations are reported.
 func TestByzantineFloodKeepsMemoryBoundedAndIsReported(t *testing.T) {
