@@ -2,10 +2,12 @@ package server
 
 import (
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/maftia/maftia/abc"
+	"github.com/maftia/maftia/broadcast/avid"
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/crypto/tsig"
@@ -33,10 +35,15 @@ const (
 	// Clients accept only f+1 matching replies, and hold the signed wrong
 	// reply as proof against the replica.
 	AttackCorruptState Attack = "corrupt-state"
+	// AttackEquivocate: every broadcast fragment of the replica's erasure-
+	// coded broadcasts (AVID ECHOs) goes out in two versions, the true one
+	// to half of the peers and a tampered one to the other half; the
+	// receivers of the tampered version catch it by its Merkle proof.
+	AttackEquivocate Attack = "equivocate"
 )
 
 // Attacks lists the supported attacks.
-var Attacks = []Attack{AttackSilent, AttackInvalidShares, AttackCorruptState}
+var Attacks = []Attack{AttackSilent, AttackInvalidShares, AttackCorruptState, AttackEquivocate}
 
 // ParseAttack checks an attack name ("" or "none" for none).
 func ParseAttack(s string) (Attack, error) {
@@ -52,7 +59,7 @@ func ParseAttack(s string) (Attack, error) {
 }
 
 func wrapTransport(t transport.Transport, attack func() Attack, g core.Group, p *keys.Private) transport.Transport {
-	return &byzTransport{Transport: t, attack: attack, n: g.N(), key: p.Reply}
+	return &byzTransport{Transport: t, attack: attack, n: g.N(), g: g, key: p.Reply}
 }
 
 // byzTransport applies the replica's current attack to outgoing frames:
@@ -62,7 +69,29 @@ type byzTransport struct {
 	transport.Transport
 	attack func() Attack
 	n      int
+	g      core.Group
 	key    *tsig.SecretShare
+}
+
+// equivocal returns the tampered twin of an AVID ECHO frame (nil if the
+// frame is anything else).
+func (m *byzTransport) equivocal(frame []byte) []byte {
+	env, err := wire.DecodeEnvelope(frame, m.n, wire.DefaultMaxPayload)
+	if err != nil || !strings.Contains(string(env.Instance), "/avid:") {
+		return nil
+	}
+	msg, err := avid.Decode(env.Payload, m.g, wire.DefaultMaxPayload)
+	if err != nil || msg.Kind != wire.AVID_ECHO || len(msg.Fragment) == 0 {
+		return nil
+	}
+	msg.Fragment = append([]byte(nil), msg.Fragment...)
+	msg.Fragment[0] ^= 0xff
+	env.Payload = avid.Encode(msg)
+	out, err := wire.EncodeEnvelope(env)
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 // mutate returns the frame to send (nil: drop it).
@@ -106,6 +135,14 @@ func (m *byzTransport) Send(to core.NodeID, f []byte) {
 }
 
 func (m *byzTransport) SendMany(to []core.NodeID, f []byte) {
+	if m.attack() == AttackEquivocate && len(to) > 1 {
+		if alt := m.equivocal(f); alt != nil {
+			half := len(to) / 2
+			m.Transport.SendMany(to[:half], f)
+			m.Transport.SendMany(to[half:], alt)
+			return
+		}
+	}
 	if f = m.mutate(f); f != nil {
 		m.Transport.SendMany(to, f)
 	}

@@ -61,7 +61,7 @@ detected) and exits 0 if every check passed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.attack, "attack", "invalid-shares", "Byzantine behaviour of the faulty replica: invalid-shares, corrupt-state or silent")
+	f.StringVar(&o.attack, "attack", "invalid-shares", "Byzantine behaviour of the faulty replica: invalid-shares, equivocate, corrupt-state or silent")
 	f.Uint32Var(&o.byzantine, "byzantine", 4, "which replica turns Byzantine")
 	f.IntVar(&o.clients, "clients", 16, "concurrent clients")
 	f.DurationVar(&o.phase, "phase", 6*time.Second, "duration of each workload phase")
@@ -77,7 +77,7 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) error {
 		return err
 	}
 	if attack == server.AttackNone {
-		return errors.New("--attack: choose one of invalid-shares, corrupt-state, silent")
+		return errors.New("--attack: choose one of invalid-shares, equivocate, corrupt-state, silent")
 	}
 	if o.byzantine < 1 || o.byzantine > 4 {
 		return fmt.Errorf("--byzantine %d: want 1..4", o.byzantine)
