@@ -3,24 +3,9 @@ package rbc_test
 import (
 	"testing"
 
-	"github.com/cockroachdb/datadriven"
-
-	"github.com/maftia/maftia/core"
-	"github.com/maftia/maftia/sim"
 	"github.com/maftia/maftia/sim/simtest"
-	"github.com/maftia/maftia/sim/suites"
 )
 
 // Golden interaction scripts: readable message traces of RBC under chosen
 // schedules and faults (rewrite with -rewrite after an intended change).
-func TestRBCInteractionScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		s := &simtest.Script{
-			Suite: func() *sim.Suite { su, _ := suites.Get("rbc", suites.Options{}); return su },
-			Input: func(id core.NodeID, v string) core.Input {
-				return core.Input{Instance: core.RootN("rbc", uint64(id)), Value: []byte(v)}
-			},
-		}
-		s.Run(t, path)
-	})
-}
+func TestRBCInteractionScripts(t *testing.T) { simtest.RunBroadcastScripts(t, "rbc") }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/sim"
+	"github.com/maftia/maftia/sim/suites"
 )
 
 // Script drives a cluster from a datadriven golden file, in the style of
@@ -243,4 +244,25 @@ func render(v any) string {
 		return strconv.Quote(string(b))
 	}
 	return sim.DescribeValue(v)
+}
+
+// RunBroadcastScripts runs every golden file under testdata against the
+// registered broadcast suite proto, whose instance for sender s is
+// "<proto>:<s>" and whose input is the value's bytes (rbc, avid, cbc).
+func RunBroadcastScripts(t *testing.T, proto string) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		s := &Script{
+			Suite: func() *sim.Suite {
+				su, err := suites.Get(proto, suites.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return su
+			},
+			Input: func(id core.NodeID, v string) core.Input {
+				return core.Input{Instance: core.RootN(proto, uint64(id)), Value: []byte(v)}
+			},
+		}
+		s.Run(t, path)
+	})
 }
