@@ -106,6 +106,11 @@ type epoch struct {
 	nresults    int
 	lateJoined  bool
 	fetched     []bool
+	// recovering: the epoch a restarted replica resumes at. It may have
+	// proposed for it before it crashed, so it proposes nothing of its
+	// own; it waits (TTCB timestamps, one tick apart) until TTCB time is
+	// past tstart and then joins every execution late.
+	recovering bool
 }
 
 // Ops counts work, for benchmarks and metrics.
@@ -129,9 +134,10 @@ type Engine struct {
 	seq     uint64
 	future  map[uint64]map[core.NodeID][][]byte
 	kept    map[uint64][][][]byte // completed epoch → decided batch per owner (nil: none)
-	answers map[uint64]map[[2]core.NodeID]bool
+	answers map[uint64]map[[2]core.NodeID]int
 	ops     Ops
 	lim     Limits
+	resume  *Resume // set by Recover: where the first event resumes
 }
 
 // New creates the engine rooted at instance root (smr.EngineInstance
@@ -142,7 +148,7 @@ func New(root core.InstanceID, p Params) (*Engine, error) {
 	}
 	return &Engine{p: p, root: root, inPending: map[Digest]bool{},
 		future: map[uint64]map[core.NodeID][][]byte{}, kept: map[uint64][][][]byte{},
-		answers: map[uint64]map[[2]core.NodeID]bool{},
+		answers: map[uint64]map[[2]core.NodeID]int{},
 		lim:     Limits{MaxValue: 0, MaxRequest: p.MaxRequest, MaxRequests: p.BatchSize, MaxN: p.Group.N()}}, nil
 }
 
@@ -174,12 +180,12 @@ func (e *Engine) Step(ev core.Event, out *core.Output) error {
 	if in, ok := ev.(core.Input); ok {
 		err := e.submit(in, out)
 		if e.cur == nil {
-			e.start(0, e.p.Start, out)
+			e.begin(out)
 		}
 		return err
 	}
 	if e.cur == nil {
-		e.start(0, e.p.Start, out)
+		e.begin(out)
 	}
 	switch x := ev.(type) {
 	case core.Message:
@@ -188,6 +194,9 @@ func (e *Engine) Step(ev core.Event, out *core.Output) error {
 	case core.ServiceReply:
 		return e.reply(x, out)
 	case core.TimerFired:
+		if x.Instance == e.root && x.Timer == recoverTimer && e.cur.recovering {
+			e.askTime(out)
+		}
 		return nil
 	}
 	return fmt.Errorf("hybrid: engine: unexpected event %s", ev)
@@ -335,6 +344,10 @@ const (
 	tagPropose, tagDecide, tagTime = 0, 1, 2
 )
 
+// maxAnswers bounds the BATCH answers to one replica's FETCHes for one
+// batch (restarts ask again).
+const maxAnswers = 4
+
 func (e *Engine) tag(num uint64, owner core.NodeID) uint64 { return num<<13 | uint64(owner)<<2 }
 
 func (e *Engine) reply(r core.ServiceReply, out *core.Output) error {
@@ -344,6 +357,20 @@ func (e *Engine) reply(r core.ServiceReply, out *core.Output) error {
 	}
 	num, owner := r.Tag>>13, core.NodeID(r.Tag>>2&(1<<11-1))
 	c := e.cur
+	if owner == 0 && kind == tagTime {
+		if num != c.num || !c.recovering {
+			return nil
+		}
+		if ts, ok := r.Reply.(ttcb.Timestamp); ok && ts.Time >= c.tstart {
+			c.recovering = false
+			e.joinLate(out)
+			return nil
+		}
+		// Before tstart, or the TTCB could not answer yet: ask again a
+		// tick later.
+		out.SetTimer(e.root, recoverTimer, 1)
+		return nil
+	}
 	if num != c.num || !e.p.Group.Contains(owner) || c.results[owner-1] != nil {
 		return nil
 	}
@@ -383,18 +410,28 @@ func (e *Engine) reply(r core.ServiceReply, out *core.Output) error {
 	// The first result of the epoch means TTCB time has passed tstart:
 	// join every execution we have not proposed to (the TTCB refuses the
 	// late proposals but answers their results).
-	if !c.lateJoined {
-		c.lateJoined = true
-		for _, j := range e.p.Group.Members() {
-			if !c.proposed[j-1] {
-				c.proposed[j-1] = true
-				e.ops.LateProposals++
-				proposeAndDecide(out, e.root, e.tag(num, j), rotated(e.p.Group, j), c.tstart, ttcb.DecisionMajority, ttcb.Value{})
-			}
-		}
-	}
+	e.joinLate(out)
 	e.tryComplete(out)
 	return nil
+}
+
+// joinLate proposes (late, so the TTCB refuses the value but answers the
+// result) to every execution of the current epoch not yet proposed to.
+// Called only once TTCB time is known to be past tstart: the first result
+// of the epoch, or a timestamp while recovering.
+func (e *Engine) joinLate(out *core.Output) {
+	c := e.cur
+	if c.lateJoined {
+		return
+	}
+	c.lateJoined = true
+	for _, j := range e.p.Group.Members() {
+		if !c.proposed[j-1] {
+			c.proposed[j-1] = true
+			e.ops.LateProposals++
+			proposeAndDecide(out, e.root, e.tag(c.num, j), rotated(e.p.Group, j), c.tstart, ttcb.DecisionMajority, ttcb.Value{})
+		}
+	}
 }
 
 // tryComplete delivers the epoch once every execution's result is known
@@ -478,11 +515,18 @@ func (e *Engine) tryComplete(out *core.Output) {
 	} else {
 		e.weak = 0
 	}
-	e.start(c.num+1, c.tstart+e.p.TBA+e.p.Window<<e.weak, out)
+	next := Resume{Epoch: c.num + 1, TStart: c.tstart + e.p.TBA + e.p.Window<<e.weak, Weak: e.weak, Seq: e.seq}
+	// Durable with the delivery of this step (the runtime commits a
+	// step's records together): a restarted replica resumes here.
+	out.PersistRecord(e.root, ResumeKey, next.encode())
+	e.start(next.Epoch, next.TStart, out)
 }
 
 // upon FETCH(e, j) from k: answer with the batch of owner j we hold
-// (decided, or proposed in the current epoch), at most once per (e, j, k).
+// (decided, or proposed in the current epoch), at most maxAnswers times
+// per (e, j, k): a replica that restarted asks again for what it asked
+// before it crashed, while a Byzantine one cannot make us send a batch
+// more than a few times.
 func (e *Engine) onFetch(from core.NodeID, num uint64, owner core.NodeID, out *core.Output) {
 	var b [][]byte
 	switch {
@@ -495,13 +539,13 @@ func (e *Engine) onFetch(from core.NodeID, num uint64, owner core.NodeID, out *c
 	}
 	a := e.answers[num]
 	if a == nil {
-		a = map[[2]core.NodeID]bool{}
+		a = map[[2]core.NodeID]int{}
 		e.answers[num] = a
 	}
-	if a[[2]core.NodeID{from, owner}] {
+	if a[[2]core.NodeID{from, owner}] >= maxAnswers {
 		return
 	}
-	a[[2]core.NodeID{from, owner}] = true
+	a[[2]core.NodeID{from, owner}]++
 	out.SendTo(from, e.root, Encode(&Message{Kind: KindBatch, Epoch: num, Owner: owner, Requests: b}))
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ func newKeygenCmd() *cobra.Command {
 		out           string
 		configuration string
 		name          string
+		hybridStart   string
 	)
 	cmd := &cobra.Command{
 		Use:   "keygen",
@@ -50,6 +52,13 @@ Existing files are never overwritten.`,
 				}
 			}()
 			c.Name = name
+			if c.Hybrid != nil && hybridStart != "" {
+				t, err := parseStart(hybridStart)
+				if err != nil {
+					return err
+				}
+				c.Hybrid.Start = t
+			}
 			cls, err := c.AddClients(rand.Reader, clients)
 			if err != nil {
 				return err
@@ -78,6 +87,7 @@ Existing files are never overwritten.`,
 	fl.IntVar(&clients, "clients", 0, "number of client identities to generate")
 	fl.StringVar(&configuration, "configuration", string(keys.Async), "async (n ≥ 3f+1) or hybrid (n ≥ 2f+1)")
 	fl.StringVar(&name, "name", "maftia", "cluster name")
+	fl.StringVar(&hybridStart, "hybrid-start", "", "hybrid only: epoch 0 of the TTCB schedule, RFC 3339 time or a delay from now such as 2m (default 1m)")
 	cmd.PreRunE = func(*cobra.Command, []string) error {
 		if hosts == "" {
 			h := make([]string, n)
@@ -99,4 +109,16 @@ func splitHosts(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseStart reads --hybrid-start: an RFC 3339 time, or a duration from now.
+func parseStart(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(d).UTC().Truncate(time.Millisecond), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--hybrid-start %q: want an RFC 3339 time or a duration", s)
+	}
+	return t, nil
 }

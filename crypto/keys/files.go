@@ -80,6 +80,7 @@ type clusterYAML struct {
 	GroupKeys     groupKeysYAML  `yaml:"group_keys"`
 	Members       []memberYAML   `yaml:"members"`
 	Clients       []clientYAML   `yaml:"clients,omitempty"`
+	Hybrid        *hybridYAML    `yaml:"hybrid,omitempty"`
 }
 
 type replicaKeyYAML struct {
@@ -116,6 +117,9 @@ func MarshalCluster(c *Cluster) ([]byte, error) {
 	}
 	for _, cl := range c.Clients {
 		y.Clients = append(y.Clients, clientYAML{ID: cl.ID, Identity: hx(cl.Identity.Marshal())})
+	}
+	if c.Hybrid != nil {
+		y.Hybrid = c.Hybrid.toYAML()
 	}
 	var buf bytes.Buffer
 	buf.WriteString("# maftia cluster description: public, share it with every replica and client.\n")
@@ -172,6 +176,15 @@ func ParseCluster(data []byte) (*Cluster, error) {
 		return nil, fmt.Errorf("%w: %d members listed for n=%d", ErrMalformed, len(y.Members), y.N)
 	}
 	c := &Cluster{Name: y.Name, Configuration: cfg, N: y.N, F: y.F, Members: make([]Member, y.N)}
+	if y.Hybrid != nil {
+		if cfg != Hybrid {
+			return nil, fmt.Errorf("%w: a hybrid schedule in a %s cluster", ErrMalformed, cfg)
+		}
+		var err error
+		if c.Hybrid, err = y.Hybrid.parse(); err != nil {
+			return nil, err
+		}
+	}
 	members := slices.Clone(y.Members)
 	slices.SortFunc(members, func(a, b memberYAML) int { return int(a.ID) - int(b.ID) })
 	addrs, ids := map[string]bool{}, map[sig.PublicKey]bool{}

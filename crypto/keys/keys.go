@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/maftia/maftia/crypto/coin"
 	"github.com/maftia/maftia/crypto/internal/lp"
@@ -74,6 +75,9 @@ type Cluster struct {
 	Reply         *tsig.PublicKey // threshold f+1: replies to clients
 	Coin          *coin.Coin      // threshold f+1
 	Decrypt       *tenc.PublicKey // threshold f+1
+	// Hybrid is the hybrid engine's epoch schedule (configuration hybrid
+	// only; nil otherwise).
+	Hybrid *HybridSchedule
 }
 
 // Private is one replica's secret keys. Zeroize it when done.
@@ -174,6 +178,10 @@ func Generate(rand io.Reader, n, f int, hosts []string, configuration string) (*
 		return nil, nil, fmt.Errorf("%w: %d hosts for n=%d", ErrBadParams, len(hosts), n)
 	}
 	c := &Cluster{Name: "maftia", Configuration: cfg, N: n, F: f, Members: make([]Member, n)}
+	if cfg == Hybrid {
+		// Epoch 0 a minute from now; the caller may move it.
+		c.Hybrid = DefaultHybridSchedule(time.Now().Add(time.Minute))
+	}
 	privs := make([]*Private, n)
 	seen := map[string]bool{}
 	for i := range n {

@@ -40,9 +40,19 @@ func HybridSMR(o Options) *sim.Suite {
 		}
 		return e, nil
 	}
+	s.Recover = func(id core.NodeID, g core.Group, recs []core.Record) (core.Protocol, error) {
+		e, err := hybrid.New(smrRoot, hybrid.DefaultParams(g, id, hybridValid))
+		if err != nil || o.Broken == "restart-forgets" {
+			return e, err // broken: ignores what it persisted
+		}
+		return e, e.Recover(recs)
+	}
 	s.Start, s.Check, s.Terminated = startRequests, checkOrder, orderTerminated
 	return s
 }
+
+// SMRRoot is the hybrid-smr suite's engine instance.
+var SMRRoot = smrRoot
 
 // startRequests submits 1–4 requests, each to a random set of replicas
 // with at least f+1 correct ones (often all of them).
