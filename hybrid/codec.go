@@ -20,6 +20,8 @@ const (
 	KindPropose    Kind = 3 // engine: a replica's batch for an epoch
 	KindFetch      Kind = 4 // engine: ask for the decided batch (epoch, owner)
 	KindBatch      Kind = 5 // engine: answer to FETCH
+	KindResultQ    Kind = 6 // engine: ask for a TTCB result the local module withheld
+	KindResult     Kind = 7 // engine: answer to RESULT_QUERY
 )
 
 func (k Kind) String() string {
@@ -34,6 +36,10 @@ func (k Kind) String() string {
 		return "FETCH"
 	case KindBatch:
 		return "BATCH"
+	case KindResultQ:
+		return "RESULT_QUERY"
+	case KindResult:
+		return "RESULT"
 	}
 	return fmt.Sprintf("KIND(%d)", uint8(k))
 }
@@ -48,6 +54,10 @@ type Message struct {
 	Epoch    uint64
 	Owner    core.NodeID
 	Requests [][]byte
+	// RESULT: the TTCB's result of execution (Epoch, Owner); Value is its
+	// 32-byte value when Decided.
+	Decided                 bool
+	ProposedOK, ProposedAny uint64
 }
 
 // Limits bound what Decode accepts.
@@ -61,7 +71,7 @@ type Limits struct {
 // Encode marshals a message (wire.Hybrid, deterministic protobuf).
 func Encode(m *Message) []byte {
 	return wire.Marshal(&wire.Hybrid{Kind: wire.Hybrid_Kind(m.Kind), Value: m.Value, Epoch: m.Epoch,
-		Owner: uint32(m.Owner), Requests: m.Requests})
+		Owner: uint32(m.Owner), Requests: m.Requests, Decided: m.Decided, ProposedOk: m.ProposedOK, ProposedAny: m.ProposedAny})
 }
 
 func malformed(format string, args ...any) error {
@@ -77,11 +87,31 @@ func Decode(b []byte, lim Limits) (*Message, error) {
 	if err := proto.Unmarshal(b, &w); err != nil {
 		return nil, malformed("%d bytes are not a protobuf message", len(b))
 	}
-	if w.Kind < wire.Hybrid_DATA || w.Kind > wire.Hybrid_BATCH {
+	if w.Kind < wire.Hybrid_DATA || w.Kind > wire.Hybrid_RESULT {
 		return nil, malformed("unknown kind %d", w.Kind)
 	}
-	m := &Message{Kind: Kind(w.Kind), Value: w.Value, Epoch: w.Epoch, Owner: core.NodeID(w.Owner), Requests: w.Requests}
+	m := &Message{Kind: Kind(w.Kind), Value: w.Value, Epoch: w.Epoch, Owner: core.NodeID(w.Owner), Requests: w.Requests,
+		Decided: w.Decided, ProposedOK: w.ProposedOk, ProposedAny: w.ProposedAny}
+	if m.Kind != KindResult && (m.Decided || m.ProposedOK != 0 || m.ProposedAny != 0) {
+		return nil, malformed("%s with result fields", m.Kind)
+	}
 	switch m.Kind {
+	case KindResultQ, KindResult:
+		if m.Owner < 1 || int(m.Owner) > lim.MaxN {
+			return nil, malformed("owner %d not in 1..%d", m.Owner, lim.MaxN)
+		}
+		if len(m.Requests) != 0 || (m.Kind == KindResultQ && len(m.Value) != 0) {
+			return nil, malformed("%s with requests or a value", m.Kind)
+		}
+		if m.Kind == KindResult {
+			if m.Decided != (len(m.Value) == 32) || (!m.Decided && len(m.Value) != 0) {
+				return nil, malformed("RESULT value of %d bytes (decided %v)", len(m.Value), m.Decided)
+			}
+			full := uint64(1)<<uint(lim.MaxN) - 1
+			if m.ProposedOK&^full != 0 || m.ProposedAny&^full != 0 || m.ProposedOK&^m.ProposedAny != 0 {
+				return nil, malformed("RESULT masks out of range")
+			}
+		}
 	case KindData, KindRetransmit:
 		if len(m.Value) > lim.MaxValue {
 			return nil, malformed("%s value of %d bytes > %d", m.Kind, len(m.Value), lim.MaxValue)

@@ -111,11 +111,15 @@ type epoch struct {
 	// own; it waits (TTCB timestamps, one tick apart) until TTCB time is
 	// past tstart and then joins every execution late.
 	recovering bool
+	// Results relayed by other replicas (the local module withheld ours):
+	// asked[j] once asked; votes[j] maps a result to who reported it.
+	asked []bool
+	votes []map[ttcb.TBAResult]map[core.NodeID]bool
 }
 
 // Ops counts work, for benchmarks and metrics.
 type Ops struct {
-	Epochs, WeakEpochs, Proposals, LateProposals, Fetches, Batches uint64
+	Epochs, WeakEpochs, Proposals, LateProposals, Fetches, Batches, Relayed uint64
 }
 
 // Engine is the hybrid ordering engine (n ≥ 2f+1) at one replica: a
@@ -138,6 +142,13 @@ type Engine struct {
 	ops     Ops
 	lim     Limits
 	resume  *Resume // set by Recover: where the first event resumes
+	// keptRes holds completed epochs' TTCB results (for RESULT answers,
+	// as kept holds their batches); wants the RESULT_QUERYs this replica
+	// could not answer yet (epoch → asker, owner), at most Ahead epochs
+	// ahead.
+	keptRes map[uint64][]ttcb.TBAResult
+	wants   map[uint64]map[[2]core.NodeID]bool
+	resAns  map[uint64]map[[2]core.NodeID]int
 }
 
 // New creates the engine rooted at instance root (smr.EngineInstance
@@ -149,6 +160,8 @@ func New(root core.InstanceID, p Params) (*Engine, error) {
 	return &Engine{p: p, root: root, inPending: map[Digest]bool{},
 		future: map[uint64]map[core.NodeID][][]byte{}, kept: map[uint64][][][]byte{},
 		answers: map[uint64]map[[2]core.NodeID]int{},
+		keptRes: map[uint64][]ttcb.TBAResult{}, wants: map[uint64]map[[2]core.NodeID]bool{},
+		resAns: map[uint64]map[[2]core.NodeID]int{},
 		lim:     Limits{MaxValue: 0, MaxRequest: p.MaxRequest, MaxRequests: p.BatchSize, MaxN: p.Group.N()}}, nil
 }
 
@@ -271,6 +284,10 @@ func (e *Engine) receive(m core.Message, out *core.Output) {
 		e.onFetch(m.From, msg.Epoch, msg.Owner, out)
 	case KindBatch:
 		e.onBatch(msg.Epoch, msg.Owner, msg.Requests, out)
+	case KindResultQ:
+		e.onResultQuery(m.From, msg.Epoch, msg.Owner, out)
+	case KindResult:
+		e.onResult(m.From, msg, out)
 	default:
 		out.Accuse(m.From, core.Unexpected, e.root, "%s in the ordering engine", msg.Kind)
 	}
@@ -388,7 +405,14 @@ func (e *Engine) reply(r core.ServiceReply, out *core.Output) error {
 			out.Request(e.root, ttcb.ServiceName, e.tag(num, owner)|tagTime, ttcb.GetTimestamp{})
 			return nil
 		}
-		return fmt.Errorf("hybrid: engine: TTCB refused the result of epoch %d owner %d: %w", num, owner, x.Err)
+		if kind != tagDecide {
+			return nil
+		}
+		// The local module withheld the result (a timing failure of its
+		// own in this execution, a restart, …): every module that answers
+		// gives the same result, so ask the other replicas for theirs.
+		e.askResult(owner, out)
+		return nil
 	case ttcb.Timestamp:
 		// The refusal was computed before this timestamp; if the result
 		// could not have expired yet, the execution never existed: nobody
@@ -397,16 +421,14 @@ func (e *Engine) reply(r core.ServiceReply, out *core.Output) error {
 			return nil
 		}
 		if x.Time >= c.tstart+e.p.TBA+e.p.Retention {
-			// Without the common result of an execution this replica
-			// cannot order consistently: it stops (crash semantics) and
-			// must catch up by state transfer.
-			return fmt.Errorf("hybrid: engine: result of epoch %d owner %d expired", num, owner)
+			// The result expired here: ask the other replicas for it.
+			e.askResult(owner, out)
+			return nil
 		}
 	default:
 		return nil
 	}
-	c.results[owner-1] = &res
-	c.nresults++
+	e.setResult(owner, res, out)
 	// The first result of the epoch means TTCB time has passed tstart:
 	// join every execution we have not proposed to (the TTCB refuses the
 	// late proposals but answers their results).
@@ -501,9 +523,17 @@ func (e *Engine) tryComplete(out *core.Output) {
 		})
 	}
 	e.kept[c.num] = keep
+	res := make([]ttcb.TBAResult, len(c.results))
+	for i, r := range c.results {
+		res[i] = *r
+	}
+	e.keptRes[c.num] = res
+	delete(e.wants, c.num)
 	if c.num >= e.p.Retain {
 		delete(e.kept, c.num-e.p.Retain)
 		delete(e.answers, c.num-e.p.Retain)
+		delete(e.keptRes, c.num-e.p.Retain)
+		delete(e.resAns, c.num-e.p.Retain)
 	}
 	// The schedule: tstart_{e+1} = tstart_e + T_TBA + Window·2^weak,
 	// where weak counts consecutive epochs with fewer than f+1 decided

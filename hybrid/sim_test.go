@@ -245,3 +245,75 @@ func restartCampaign(t *testing.T, broken string, seeds int) string {
 	t.Logf("%d schedules with a crash and restart, 0 violations", 2*seeds)
 	return ""
 }
+
+// withholding wraps the TTCB model: a third of the block-agreement
+// results due to victim are withheld (refused with ErrUnavailable), as a
+// module does after a timing failure of its own in an execution.
+type withholding struct {
+	sim.Service
+	victim core.NodeID
+	rng    *rand.Rand
+	n      int
+}
+
+func (w *withholding) Advance(now uint64) []sim.ServiceDelivery {
+	ds := w.Service.Advance(now)
+	for i, d := range ds {
+		if _, ok := d.Reply.Reply.(ttcb.TBAResult); ok && d.To == w.victim && w.rng.IntN(3) == 0 {
+			ds[i].Reply.Reply = ttcb.Refused{Err: ttcb.ErrUnavailable}
+			w.n++
+		}
+	}
+	return ds
+}
+
+// A replica whose TTCB module withholds results (ATTACKS row 13: the
+// software TTCB's timing failures on a stalled host) obtains them from
+// f+1 other replicas and keeps ordering the same batches as everyone.
+func TestEngineRelaysResultsTheLocalTTCBWithheld(t *testing.T) {
+	seeds := simtest.Seeds(150)
+	withheld := 0
+	for _, size := range []sim.Size{{N: 3, F: 1}, {N: 5, F: 2}} {
+		g := core.MustGroup(size.N, size.F, core.HybridSMR)
+		for seed := uint64(0); seed < uint64(seeds); seed++ {
+			s := suites.HybridSMR(suites.Options{})
+			rng := rand.New(rand.NewPCG(seed, 23))
+			w := &withholding{victim: core.NodeID(1 + rng.IntN(size.N)), rng: rand.New(rand.NewPCG(seed, 29))}
+			inner := s.Services
+			s.Services = func(g core.Group, seed uint64) map[string]sim.Service {
+				m := inner(g, seed)
+				w.Service = m[ttcb.ServiceName]
+				m[ttcb.ServiceName] = w
+				return m
+			}
+			c, err := sim.NewCluster(s, g, seed, nil, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 1 + rng.IntN(6) {
+				req := fmt.Appendf(nil, "ok:r-%d", i)
+				for _, id := range g.Members() {
+					c.Input(id, core.Input{Instance: suites.SMRRoot, Value: req})
+				}
+			}
+			for i := 0; i < 20_000 && !s.Terminated(c); i++ {
+				if p := c.Pending(); len(p) > 0 && rng.IntN(4) > 0 {
+					c.Deliver(rng.IntN(len(p)))
+				} else {
+					c.Tick()
+				}
+			}
+			if err := c.Err(); err != nil {
+				t.Fatalf("n=%d seed %d: %v", size.N, seed, err)
+			}
+			if v := s.Check(c); len(v) > 0 {
+				t.Fatalf("n=%d seed %d victim %d: %v", size.N, seed, w.victim, v)
+			}
+			if !s.Terminated(c) {
+				t.Fatalf("n=%d seed %d victim %d: not every request ordered everywhere", size.N, seed, w.victim)
+			}
+			withheld += w.n
+		}
+	}
+	t.Logf("%d schedules, %d results withheld and relayed, 0 violations", 2*seeds, withheld)
+}

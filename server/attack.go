@@ -11,6 +11,7 @@ import (
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/crypto/tsig"
+	"github.com/maftia/maftia/hybrid"
 	"github.com/maftia/maftia/smr"
 	"github.com/maftia/maftia/transport"
 	"github.com/maftia/maftia/wire"
@@ -58,8 +59,8 @@ func ParseAttack(s string) (Attack, error) {
 	return "", fmt.Errorf("unknown attack %q (want one of %v)", s, Attacks)
 }
 
-func wrapTransport(t transport.Transport, attack func() Attack, g core.Group, p *keys.Private) transport.Transport {
-	return &byzTransport{Transport: t, attack: attack, n: g.N(), g: g, key: p.Reply}
+func wrapTransport(t transport.Transport, attack func() Attack, g core.Group, p *keys.Private, hybridEngine bool) transport.Transport {
+	return &byzTransport{Transport: t, attack: attack, n: g.N(), g: g, key: p.Reply, hybrid: hybridEngine, self: core.NodeID(p.ID)}
 }
 
 // byzTransport applies the replica's current attack to outgoing frames:
@@ -71,11 +72,41 @@ type byzTransport struct {
 	n      int
 	g      core.Group
 	key    *tsig.SecretShare
+	self   core.NodeID
+	hybrid bool // the hybrid engine: attacks tamper with PROPOSE batches
 }
 
-// equivocal returns the tampered twin of an AVID ECHO frame (nil if the
-// frame is anything else).
+// forgedPropose returns the frame with a forged request (no client
+// signature) added to a hybrid PROPOSE batch, or nil for any other frame.
+// Correct replicas refuse to vote for the batch and record InvalidProof
+// evidence against its owner.
+func (m *byzTransport) forgedPropose(frame []byte) []byte {
+	if !m.hybrid {
+		return nil
+	}
+	env, err := wire.DecodeEnvelope(frame, m.n, wire.DefaultMaxPayload)
+	if err != nil || env.Instance != smr.EngineInstance {
+		return nil
+	}
+	msg, err := hybrid.Decode(env.Payload, hybrid.Limits{MaxRequest: wire.DefaultMaxPayload, MaxRequests: 1 << 20, MaxN: m.n})
+	if err != nil || msg.Kind != hybrid.KindPropose {
+		return nil
+	}
+	msg.Requests = append(msg.Requests[:len(msg.Requests):len(msg.Requests)], []byte("maftia/attack/forged-request"))
+	env.Payload = hybrid.Encode(msg)
+	out, err := wire.EncodeEnvelope(env)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// equivocal returns the tampered twin of an AVID ECHO frame, or of a
+// hybrid PROPOSE (nil if the frame is anything else).
 func (m *byzTransport) equivocal(frame []byte) []byte {
+	if m.hybrid {
+		return m.forgedPropose(frame)
+	}
 	env, err := wire.DecodeEnvelope(frame, m.n, wire.DefaultMaxPayload)
 	if err != nil || !strings.Contains(string(env.Instance), "/avid:") {
 		return nil
@@ -100,6 +131,9 @@ func (m *byzTransport) mutate(frame []byte) []byte {
 	case AttackSilent:
 		return nil
 	case AttackInvalidShares:
+		if forged := m.forgedPropose(frame); forged != nil {
+			return forged
+		}
 	default:
 		return frame
 	}
@@ -149,6 +183,16 @@ func (m *byzTransport) SendMany(to []core.NodeID, f []byte) {
 }
 
 func (m *byzTransport) Broadcast(f []byte) {
+	if m.attack() == AttackEquivocate && m.hybrid {
+		var peers []core.NodeID
+		for _, id := range m.g.Members() {
+			if id != m.self {
+				peers = append(peers, id)
+			}
+		}
+		m.SendMany(peers, f)
+		return
+	}
 	if f = m.mutate(f); f != nil {
 		m.Transport.Broadcast(f)
 	}

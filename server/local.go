@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -31,6 +32,8 @@ type Local struct {
 	CheckpointEvery uint64
 
 	mu      sync.Mutex
+	modules []*localTTCB // hybrid: one TTCB module per replica
+	sockDir string
 	servers []*Server
 	cancels []context.CancelFunc
 	dones   []chan error
@@ -41,6 +44,13 @@ type Local struct {
 // ports and `clients` client identities, and writes it into dir
 // (cluster.yaml, replica-<id>.key, client-<id>.key).
 func NewLocal(dir string, n, f, clients int, log *slog.Logger) (*Local, error) {
+	return NewLocalConfig(dir, keys.Async, n, f, clients, log)
+}
+
+// NewLocalConfig is NewLocal for either configuration. A hybrid cluster
+// also gets one TTCB module per replica (started by StartAll), and an
+// epoch schedule starting two seconds from now.
+func NewLocalConfig(dir string, configuration keys.Configuration, n, f, clients int, log *slog.Logger) (*Local, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -55,10 +65,18 @@ func NewLocal(dir string, n, f, clients int, log *slog.Logger) (*Local, error) {
 		l.lns = append(l.lns, [2]net.Listener{pl, cl})
 		hosts = append(hosts, pl.Addr().String())
 	}
-	c, privs, err := keys.Generate(rand.Reader, n, f, hosts, string(keys.Async))
+	c, privs, err := keys.Generate(rand.Reader, n, f, hosts, string(configuration))
 	if err != nil {
 		l.closeListeners()
 		return nil, err
+	}
+	if c.Hybrid != nil {
+		c.Hybrid.Start = time.Now().Add(2 * time.Second).UTC().Truncate(time.Millisecond)
+		c.Hybrid.TBA = time.Duration(f+2)*localDelta + 40*time.Millisecond // T_TBA plus an fsync
+		if err := l.setupTTCB(n, f); err != nil {
+			l.closeListeners()
+			return nil, err
+		}
 	}
 	cls, err := c.AddClients(rand.Reader, clients)
 	if err != nil {
@@ -135,7 +153,8 @@ func (l *Local) Start(id uint32) error {
 		return err
 	}
 	cfg := Config{Cluster: l.Cluster, Private: l.Privs[i], PeerListener: pl, ClientListener: cl, AdminListener: al,
-		Attack: l.Attacks[id], Logger: l.Logger, BatchSize: l.BatchSize, CheckpointEvery: l.CheckpointEvery}
+		Attack: l.Attacks[id], Logger: l.Logger, BatchSize: l.BatchSize, CheckpointEvery: l.CheckpointEvery,
+		TTCB: l.ttcbFor(id)}
 	if l.Durable {
 		cfg.DataDir = filepath.Join(l.Dir, fmt.Sprintf("data-%d", id))
 	}
@@ -165,8 +184,14 @@ func listenRetry(addr string) (net.Listener, error) {
 	return nil, err
 }
 
-// StartAll starts every replica.
+// StartAll starts every TTCB module (hybrid) and every replica.
 func (l *Local) StartAll() error {
+	for i := range l.modules {
+		if err := l.StartTTCB(uint32(i + 1)); err != nil {
+			l.StopAll()
+			return err
+		}
+	}
 	for _, m := range l.Cluster.Members {
 		if err := l.Start(m.ID); err != nil {
 			l.StopAll()
@@ -197,8 +222,14 @@ func (l *Local) StopAll() {
 	for _, m := range l.Cluster.Members {
 		l.Stop(m.ID)
 	}
+	for i := range l.modules {
+		l.StopTTCB(uint32(i + 1))
+	}
 	l.mu.Lock()
 	l.closeListeners()
+	if l.sockDir != "" {
+		os.RemoveAll(l.sockDir)
+	}
 	l.mu.Unlock()
 }
 

@@ -23,10 +23,12 @@ import (
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/crypto/sig"
+	"github.com/maftia/maftia/hybrid"
 	"github.com/maftia/maftia/node"
 	"github.com/maftia/maftia/smr"
 	"github.com/maftia/maftia/storage"
 	"github.com/maftia/maftia/transport"
+	"github.com/maftia/maftia/ttcb"
 	"github.com/maftia/maftia/wire"
 )
 
@@ -52,6 +54,13 @@ type Config struct {
 	// empty: none. AdminListener, if set, is used instead.
 	Admin         string
 	AdminListener net.Listener
+
+	// TTCB is how a replica of a hybrid cluster (configuration: hybrid)
+	// reaches its host's TTCB module; unused for async clusters.
+	TTCB *TTCBConfig
+	// Retain is how many epochs of ordered batches the engine keeps to
+	// answer a restarted replica's FETCH (default 1024).
+	Retain uint64
 
 	// Attack makes this replica Byzantine (demo and tests only).
 	Attack Attack
@@ -83,7 +92,9 @@ type Server struct {
 	pdb   *storage.Store
 	nd    *node.Node
 	rep   *smr.Replica
-	eng   *abc.ABC
+	eng   core.Protocol // *abc.ABC (async) or *hybrid.Engine (hybrid)
+	heng  *hybrid.Engine
+	ttcb  *ttcbService
 
 	verified verifiedCache
 	verifyCh chan pendingReq
@@ -118,8 +129,19 @@ func New(cfg Config) (*Server, error) {
 	if c == nil || p == nil {
 		return nil, errors.New("server: Cluster and Private are required")
 	}
-	if c.Configuration != keys.Async {
-		return nil, fmt.Errorf("server: configuration %q: the replicated service runs the async stack only", c.Configuration)
+	resilience := core.Async
+	switch c.Configuration {
+	case keys.Async:
+	case keys.Hybrid:
+		resilience = core.HybridSMR
+		if c.Hybrid == nil {
+			return nil, errors.New("server: a hybrid cluster file needs its hybrid: schedule section (maftia keygen --configuration hybrid writes one)")
+		}
+		if cfg.TTCB == nil {
+			return nil, errors.New("server: a hybrid replica needs its TTCB module (socket, module key, entity key)")
+		}
+	default:
+		return nil, fmt.Errorf("server: configuration %q is neither async nor hybrid", c.Configuration)
 	}
 	if cfg.FSM == nil {
 		cfg.FSM = kv.New()
@@ -133,7 +155,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxRequest <= 0 {
 		cfg.MaxRequest = 64 << 10
 	}
-	g, err := core.NewGroup(c.N, c.F, core.Async)
+	if cfg.Retain == 0 {
+		cfg.Retain = 1024
+	}
+	g, err := core.NewGroup(c.N, c.F, resilience)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +187,13 @@ func New(cfg Config) (*Server, error) {
 	// Transport: the replicas' TLS mesh, keyed by the cluster digest.
 	identity := ed25519.NewKeyFromSeed(p.Identity.Marshal())
 	tcfg := transport.DefaultConfig()
-	tcfg.Self, tcfg.ClusterID, tcfg.Identity = s.self, hex.EncodeToString(s.digest[:]), identity
+	meshID := s.digest
+	if c.Hybrid != nil {
+		// Replicas with different epoch schedules would use different
+		// TTCB executions: they must not talk at all.
+		meshID = c.Hybrid.ScheduleDigest(s.digest)
+	}
+	tcfg.Self, tcfg.ClusterID, tcfg.Identity = s.self, hex.EncodeToString(meshID[:]), identity
 	tcfg.Peers = make(map[core.NodeID]transport.Peer)
 	for _, m := range c.Members {
 		addr := m.Address
@@ -182,20 +213,40 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.attack.Store(&cfg.Attack)
-	s.tr = wrapTransport(s.tls, s.Attack, g, p)
+	s.tr = wrapTransport(s.tls, s.Attack, g, p, c.Configuration == keys.Hybrid)
 
-	// Ordering engine and replication.
-	ap := abc.DefaultParams(g, s.self, c.Coin, p.Coin, c.Reply, p.Reply, s.validRaw)
-	ap.MaxRequest = cfg.MaxRequest + 256
-	if cfg.BatchSize > 0 {
-		ap.BatchSize = cfg.BatchSize
-	}
-	ap.Retain = 1024 // epochs kept for FETCH: how far a restarted replica can catch up without state transfer
-	if s.eng, err = abc.New(smr.EngineInstance, ap); err != nil {
-		return nil, err
+	// Ordering engine and replication: the same replica and application
+	// on either configuration.
+	maxReq := cfg.MaxRequest + 256
+	if c.Configuration == keys.Hybrid {
+		if s.ttcb, err = newTTCBService(*cfg.TTCB, s.self, c.N, s.log); err != nil {
+			return nil, err
+		}
+		hp := hybrid.DefaultParams(g, s.self, s.validRaw)
+		hp.MaxRequest = maxReq
+		if cfg.BatchSize > 0 {
+			hp.BatchSize = cfg.BatchSize
+		}
+		hp.Start = uint64(c.Hybrid.Start.UnixNano())
+		hp.TBA, hp.Window, hp.Retention = uint64(c.Hybrid.TBA), uint64(c.Hybrid.Window), uint64(c.Hybrid.Retention)
+		hp.Retain = cfg.Retain
+		if s.heng, err = hybrid.New(smr.EngineInstance, hp); err != nil {
+			return nil, err
+		}
+		s.eng = s.heng
+	} else {
+		ap := abc.DefaultParams(g, s.self, c.Coin, p.Coin, c.Reply, p.Reply, s.validRaw)
+		ap.MaxRequest = maxReq
+		if cfg.BatchSize > 0 {
+			ap.BatchSize = cfg.BatchSize
+		}
+		ap.Retain = cfg.Retain // epochs kept for FETCH: how far a restarted replica can catch up without state transfer
+		if s.eng, err = abc.New(smr.EngineInstance, ap); err != nil {
+			return nil, err
+		}
 	}
 	rp := smr.DefaultParams(g, s.self, s.verifyReq)
-	rp.MaxRequest = ap.MaxRequest
+	rp.MaxRequest = maxReq
 	rp.CheckpointEvery, rp.Quorum, rp.QuorumKey = cfg.CheckpointEvery, c.Quorum, p.Quorum
 	if rp.CheckpointEvery == 0 {
 		rp.CheckpointEvery = 64
@@ -230,6 +281,15 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("server: read executed log: %w", err)
 		}
+		if s.heng != nil {
+			erecs, err := s.pdb.Records(smr.EngineInstance)
+			if err != nil {
+				return nil, fmt.Errorf("server: read the engine's resume point: %w", err)
+			}
+			if err := s.heng.Recover(erecs); err != nil {
+				return nil, fmt.Errorf("server: recover the hybrid engine from %s: %w", cfg.DataDir, err)
+			}
+		}
 		if err := s.rep.Recover(recs); err != nil {
 			return nil, fmt.Errorf("server: recover from %s: %w", cfg.DataDir, err)
 		}
@@ -245,7 +305,7 @@ func New(cfg Config) (*Server, error) {
 	s.nd, err = node.New(node.Config{
 		Self: s.self, Group: g, Protocol: s.rep, Transport: s.tr, Storage: s.store,
 		Tick: cfg.Tick, MaxPayload: tcfg.MaxFrame, Logger: s.log, Registry: s.reg,
-		Deliver: s.deliver,
+		Deliver: s.deliver, Services: s.services(),
 	})
 	if err != nil {
 		return nil, err
@@ -353,6 +413,9 @@ func (s *Server) Run(ctx context.Context) error {
 	for range 2 {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.replyLoop(ctx) }()
+	}
+	if s.ttcb != nil {
+		s.ttcb.run(ctx, &wg)
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.acceptLoop(ctx, &wg) }()
@@ -594,4 +657,13 @@ func (v *verifiedCache) has(d [32]byte) bool {
 	_, ok := v.m[d]
 	v.mu.Unlock()
 	return ok
+}
+
+// services are the local services the cores call: the TTCB for a hybrid
+// replica, none for an async one.
+func (s *Server) services() map[string]node.Service {
+	if s.ttcb == nil {
+		return nil
+	}
+	return map[string]node.Service{ttcb.ServiceName: s.ttcb}
 }

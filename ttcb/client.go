@@ -93,6 +93,14 @@ func (c *Client) handshake(ctx context.Context, modulePub ed25519.PublicKey, ent
 // Module is the ID of the module this session is with.
 func (c *Client) Module() uint32 { return c.module }
 
+// Err is the error that broke the session (nil while it works): after
+// it, every call fails and the caller dials a new session.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken
+}
+
 // Close ends the session.
 func (c *Client) Close() error { return c.conn.Close() }
 

@@ -30,6 +30,8 @@ const (
 	Hybrid_PROPOSE          Hybrid_Kind = 3 // ordering engine: owner's batch (requests) for epoch
 	Hybrid_FETCH            Hybrid_Kind = 4 // ordering engine: ask for the decided batch (epoch, owner)
 	Hybrid_BATCH            Hybrid_Kind = 5 // ordering engine: answer to FETCH (epoch, owner, requests)
+	Hybrid_RESULT_QUERY     Hybrid_Kind = 6 // ordering engine: ask for the TTCB result of (epoch, owner) the local module withheld
+	Hybrid_RESULT           Hybrid_Kind = 7 // ordering engine: that result (decided, value, proposed_ok, proposed_any)
 )
 
 // Enum value maps for Hybrid_Kind.
@@ -41,6 +43,8 @@ var (
 		3: "PROPOSE",
 		4: "FETCH",
 		5: "BATCH",
+		6: "RESULT_QUERY",
+		7: "RESULT",
 	}
 	Hybrid_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
@@ -49,6 +53,8 @@ var (
 		"PROPOSE":          3,
 		"FETCH":            4,
 		"BATCH":            5,
+		"RESULT_QUERY":     6,
+		"RESULT":           7,
 	}
 )
 
@@ -89,6 +95,9 @@ type Hybrid struct {
 	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Owner         uint32                 `protobuf:"varint,4,opt,name=owner,proto3" json:"owner,omitempty"`
 	Requests      [][]byte               `protobuf:"bytes,5,rep,name=requests,proto3" json:"requests,omitempty"`
+	Decided       bool                   `protobuf:"varint,6,opt,name=decided,proto3" json:"decided,omitempty"`
+	ProposedOk    uint64                 `protobuf:"fixed64,7,opt,name=proposed_ok,json=proposedOk,proto3" json:"proposed_ok,omitempty"`
+	ProposedAny   uint64                 `protobuf:"fixed64,8,opt,name=proposed_any,json=proposedAny,proto3" json:"proposed_any,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,17 +167,42 @@ func (x *Hybrid) GetRequests() [][]byte {
 	return nil
 }
 
+func (x *Hybrid) GetDecided() bool {
+	if x != nil {
+		return x.Decided
+	}
+	return false
+}
+
+func (x *Hybrid) GetProposedOk() uint64 {
+	if x != nil {
+		return x.ProposedOk
+	}
+	return 0
+}
+
+func (x *Hybrid) GetProposedAny() uint64 {
+	if x != nil {
+		return x.ProposedAny
+	}
+	return 0
+}
+
 var File_hybrid_proto protoreflect.FileDescriptor
 
 const file_hybrid_proto_rawDesc = "" +
 	"\n" +
-	"\fhybrid.proto\x12\vmaftia.wire\"\xef\x01\n" +
+	"\fhybrid.proto\x12\vmaftia.wire\"\xeb\x02\n" +
 	"\x06Hybrid\x12,\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x18.maftia.wire.Hybrid.KindR\x04kind\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05owner\x18\x04 \x01(\rR\x05owner\x12\x1a\n" +
-	"\brequests\x18\x05 \x03(\fR\brequests\"Y\n" +
+	"\brequests\x18\x05 \x03(\fR\brequests\x12\x18\n" +
+	"\adecided\x18\x06 \x01(\bR\adecided\x12\x1f\n" +
+	"\vproposed_ok\x18\a \x01(\x06R\n" +
+	"proposedOk\x12!\n" +
+	"\fproposed_any\x18\b \x01(\x06R\vproposedAny\"w\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04DATA\x10\x01\x12\x0e\n" +
@@ -176,7 +210,10 @@ const file_hybrid_proto_rawDesc = "" +
 	"RETRANSMIT\x10\x02\x12\v\n" +
 	"\aPROPOSE\x10\x03\x12\t\n" +
 	"\x05FETCH\x10\x04\x12\t\n" +
-	"\x05BATCH\x10\x05B\x1fZ\x1dgithub.com/maftia/maftia/wireb\x06proto3"
+	"\x05BATCH\x10\x05\x12\x10\n" +
+	"\fRESULT_QUERY\x10\x06\x12\n" +
+	"\n" +
+	"\x06RESULT\x10\aB\x1fZ\x1dgithub.com/maftia/maftia/wireb\x06proto3"
 
 var (
 	file_hybrid_proto_rawDescOnce sync.Once

@@ -1,0 +1,121 @@
+package hybrid
+
+import (
+	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/ttcb"
+)
+
+// Result relay. The TTCB guarantees that every module answering for an
+// execution gives the same result, but a module may withhold one (it had
+// a timing failure of its own in that execution, it restarted, the
+// result expired). The replica then asks the others (RESULT_QUERY) and
+// adopts a result reported identically by f+1 of them: at least one is
+// correct and reports what its module answered, which is the common
+// result. A Byzantine replica can only withhold its answer; with n = 2f+1
+// and no other faults the f+1 correct others answer. This keeps a
+// replica whose software TTCB missed a deadline (a stalled host) in the
+// protocol instead of halting it.
+
+// askResult asks the others once for the result of (current epoch, owner).
+func (e *Engine) askResult(owner core.NodeID, out *core.Output) {
+	c := e.cur
+	if c.asked == nil {
+		c.asked = make([]bool, e.p.Group.N())
+		c.votes = make([]map[ttcb.TBAResult]map[core.NodeID]bool, e.p.Group.N())
+	}
+	if c.asked[owner-1] || c.results[owner-1] != nil {
+		return
+	}
+	c.asked[owner-1] = true
+	e.ops.Relayed++
+	payload := Encode(&Message{Kind: KindResultQ, Epoch: c.num, Owner: owner})
+	for _, id := range e.p.Group.Members() {
+		if id != e.p.Self {
+			out.SendTo(id, e.root, payload)
+		}
+	}
+}
+
+// setResult records the result of (current epoch, owner) and answers the
+// replicas that asked for it before it was known.
+func (e *Engine) setResult(owner core.NodeID, res ttcb.TBAResult, out *core.Output) {
+	c := e.cur
+	res.Tag = 0 // local to the caller's session
+	c.results[owner-1] = &res
+	c.nresults++
+	for k := range e.wants[c.num] {
+		if k[1] == owner {
+			delete(e.wants[c.num], k)
+			e.answerResult(k[0], c.num, owner, res, out)
+		}
+	}
+}
+
+// upon RESULT_QUERY(e, j) from k: answer with the result if known (at
+// most maxAnswers times per asker), else remember the question.
+func (e *Engine) onResultQuery(from core.NodeID, num uint64, owner core.NodeID, out *core.Output) {
+	c := e.cur
+	switch {
+	case num == c.num && c.results[owner-1] != nil:
+		e.answerResult(from, num, owner, *c.results[owner-1], out)
+	case e.keptRes[num] != nil:
+		e.answerResult(from, num, owner, e.keptRes[num][owner-1], out)
+	case num >= c.num && num-c.num <= e.p.Ahead:
+		w := e.wants[num]
+		if w == nil {
+			w = map[[2]core.NodeID]bool{}
+			e.wants[num] = w
+		}
+		w[[2]core.NodeID{from, owner}] = true
+	}
+}
+
+func (e *Engine) answerResult(to core.NodeID, num uint64, owner core.NodeID, res ttcb.TBAResult, out *core.Output) {
+	a := e.resAns[num]
+	if a == nil {
+		a = map[[2]core.NodeID]int{}
+		e.resAns[num] = a
+	}
+	if a[[2]core.NodeID{to, owner}] >= maxAnswers {
+		return
+	}
+	a[[2]core.NodeID{to, owner}]++
+	m := &Message{Kind: KindResult, Epoch: num, Owner: owner, Decided: res.Decided,
+		ProposedOK: uint64(res.ProposedOK), ProposedAny: uint64(res.ProposedAny)}
+	if res.Decided {
+		m.Value = res.Value[:]
+	}
+	out.SendTo(to, e.root, Encode(m))
+}
+
+// upon RESULT(e, j, r) from k, for a result we asked for: adopt r once
+// f+1 replicas reported it.
+func (e *Engine) onResult(from core.NodeID, m *Message, out *core.Output) {
+	c := e.cur
+	i := m.Owner - 1
+	if m.Epoch != c.num || c.asked == nil || !c.asked[i] || c.results[i] != nil {
+		return
+	}
+	res := ttcb.TBAResult{Decided: m.Decided, ProposedOK: ttcb.Mask(m.ProposedOK), ProposedAny: ttcb.Mask(m.ProposedAny)}
+	copy(res.Value[:], m.Value)
+	if c.votes[i] == nil {
+		c.votes[i] = map[ttcb.TBAResult]map[core.NodeID]bool{}
+	}
+	for _, who := range c.votes[i] {
+		if who[from] {
+			return // one report per replica
+		}
+	}
+	who := c.votes[i][res]
+	if who == nil {
+		who = map[core.NodeID]bool{}
+		c.votes[i][res] = who
+	}
+	who[from] = true
+	if len(who) < e.p.Group.F()+1 {
+		return
+	}
+	e.setResult(m.Owner, res, out)
+	e.joinLate(out)
+	e.tryComplete(out)
+}

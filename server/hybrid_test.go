@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/maftia/maftia/apps/kv"
+	"github.com/maftia/maftia/apps/kv/kvtest"
+	"github.com/maftia/maftia/client"
+	"github.com/maftia/maftia/crypto/keys"
+)
+
+func startHybrid(t *testing.T, clients int, durable bool, attacks map[uint32]Attack) *Local {
+	t.Helper()
+	l, err := NewLocalConfig(t.TempDir(), keys.Hybrid, 3, 1, clients, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Durable = durable
+	for id, a := range attacks {
+		l.Attacks[id] = a
+	}
+	if err := l.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.StopAll)
+	return l
+}
+
+// The replicated KV service runs unchanged on the hybrid configuration:
+// n = 3 replicas (f = 1) ordered by the TTCB's block agreement, each with
+// its own in-process TTCB module on a loopback control network.
+func TestHybridPutGet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
+	}
+	l := startHybrid(t, 1, false, nil)
+	c := kv.Client{S: dial(t, l, 0)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 20 {
+		k := []byte(fmt.Sprintf("k%d", i))
+		if _, err := c.Put(ctx, k, []byte(fmt.Sprint(i))); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+		r, err := c.Get(ctx, k)
+		if err != nil || !r.Found || string(r.Value) != fmt.Sprint(i) {
+			t.Fatalf("get %d: %v %v", i, r, err)
+		}
+	}
+	for _, m := range l.Cluster.Members {
+		t.Logf("replica %d: position %d", m.ID, l.Server(m.ID).Position())
+	}
+}
+
+// With replica 3 Byzantine (each attack) and f = 1 of n = 3, the clients'
+// history is linearizable, and forged batches are reported as evidence.
+func TestHybridLinearizableWithByzantineReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
+	}
+	for _, a := range Attacks {
+		t.Run(string(a), func(t *testing.T) {
+			l := startHybrid(t, 3, false, map[uint32]Attack{3: a})
+			cs := dialAll(t, l, 3)
+			h := kvtest.NewHistory()
+			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+			defer cancel()
+			kvtest.Run(ctx, h, cs, 3, 5*time.Second)
+			h.Check(t)
+			var evidence, proofs uint64
+			for id := uint32(1); id <= 2; id++ {
+				for _, n := range l.Server(id).Status().Evidence[3] {
+					evidence += n
+				}
+			}
+			for _, c := range cs {
+				proofs += c.(*client.Client).Faults()[3]
+			}
+			t.Logf("attack %s: %d ops, %d evidence items at correct replicas, %d signed wrong replies held by clients",
+				a, h.Acknowledged(), evidence, proofs)
+			switch a {
+			case AttackInvalidShares, AttackEquivocate:
+				if evidence == 0 {
+					t.Fatal("forged batches were not reported as evidence")
+				}
+			case AttackCorruptState:
+				if proofs == 0 {
+					t.Fatal("wrong replies were not detected by clients")
+				}
+			}
+		})
+	}
+}
+
+// A hybrid replica stopped hard mid-workload restarts from its durable
+// log and the engine's resume point, catches up through the TTCB's
+// results and FETCH, and no acknowledged write is lost (S2, S3).
+func TestHybridLinearizableAcrossCrashRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
+	}
+	l := startHybrid(t, 3, true, nil)
+	cs := dialAll(t, l, 3)
+	h := kvtest.NewHistory()
+	ctx, cancel := context.WithTimeout(context.Background(), 16*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); kvtest.Run(ctx, h, cs, 3, 6*time.Second) }()
+	time.Sleep(3 * time.Second)
+	before := l.Server(2).Position()
+	if err := l.Stop(2); err != nil {
+		t.Fatalf("stop replica 2: %v", err)
+	}
+	time.Sleep(2 * time.Second)
+	if err := l.Start(2); err != nil {
+		t.Fatalf("restart replica 2: %v", err)
+	}
+	if got := l.Server(2).Position(); got < before {
+		t.Fatalf("replica 2 restarted at batch %d, had executed %d: durable log lost (S2)", got, before)
+	}
+	<-done
+	fc := dial(t, l, 2)
+	for i := range 3 {
+		if err := h.Read(context.Background(), 3, fc, fmt.Sprintf("k%d", i)); err != nil {
+			t.Fatalf("final read: %v", err)
+		}
+	}
+	h.Check(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p2, p1 := l.Server(2).Position(), l.Server(1).Position()
+		if p2 >= p1 {
+			t.Logf("replica 2: %d batches before the crash, caught up to %d (replica 1 at %d)", before, p2, p1)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica 2 stuck at batch %d, replica 1 at %d", p2, p1)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// testLogger logs to stderr when MAFTIA_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("MAFTIA_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/maftia/maftia/ttcb"
+)
+
+// localTTCB is one in-process TTCB module of a hybrid Local cluster: a
+// real module (Unix socket, UDP control network on loopback, state file),
+// so the replicas exercise exactly the path they use in production.
+type localTTCB struct {
+	cfg    ttcb.Config
+	entity ed25519.PrivateKey // the co-located replica's entity key
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// localDelta is the TTCB round length of a Local cluster: every replica,
+// module and client shares one machine (often 2 cores), whose scheduling
+// stalls would otherwise be timing failures that withhold results.
+const localDelta = 100 * time.Millisecond
+
+// setupTTCB configures one module per replica: module and entity keys,
+// pairwise control-network keys and free loopback UDP ports. Sockets live
+// in a short directory of their own (Unix socket paths are limited to
+// 108 bytes).
+func (l *Local) setupTTCB(n, f int) error {
+	sockDir, err := os.MkdirTemp("", "mttcb")
+	if err != nil {
+		return err
+	}
+	l.sockDir = sockDir
+	peers := make([]ttcb.Peer, n)
+	for i := range peers {
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return err
+		}
+		peers[i] = ttcb.Peer{ID: uint32(i + 1), Control: u.LocalAddr().String()}
+		u.Close()
+	}
+	ctl := map[[2]uint32][]byte{}
+	for i := uint32(1); i <= uint32(n); i++ {
+		for j := i + 1; j <= uint32(n); j++ {
+			k := make([]byte, 32)
+			if _, err := rand.Read(k); err != nil {
+				return err
+			}
+			ctl[[2]uint32{i, j}], ctl[[2]uint32{j, i}] = k, k
+		}
+	}
+	for i := range n {
+		id := uint32(i + 1)
+		_, mkey, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		epub, ekey, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		cfg := ttcb.DefaultConfig()
+		cfg.ID, cfg.F, cfg.Peers, cfg.Key = id, f, peers, mkey
+		cfg.Delta = localDelta
+		cfg.ControlKeys = map[uint32][]byte{}
+		for j := uint32(1); j <= uint32(n); j++ {
+			if j != id {
+				cfg.ControlKeys[j] = ctl[[2]uint32{id, j}]
+			}
+		}
+		cfg.Entities = []ttcb.LocalEntity{{ID: ttcb.EntityID(id), PublicKey: epub}}
+		cfg.Socket = filepath.Join(sockDir, fmt.Sprintf("%d.sock", id))
+		cfg.StateFile = filepath.Join(l.Dir, fmt.Sprintf("ttcb-%d.state", id))
+		cfg.Logger = l.Logger
+		l.modules = append(l.modules, &localTTCB{cfg: cfg, entity: ekey})
+	}
+	return nil
+}
+
+// StartTTCB starts (or restarts, with a new incarnation) TTCB module id of
+// a hybrid cluster.
+func (l *Local) StartTTCB(id uint32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if int(id) < 1 || int(id) > len(l.modules) {
+		return fmt.Errorf("server: no TTCB module %d", id)
+	}
+	m := l.modules[id-1]
+	if m.cancel != nil {
+		return fmt.Errorf("server: TTCB module %d already running", id)
+	}
+	mod, err := ttcb.NewModule(m.cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel, m.done = cancel, make(chan error, 1)
+	go func(done chan error) { done <- mod.Run(ctx) }(m.done)
+	return nil
+}
+
+// StopTTCB crashes TTCB module id (its state file keeps what it made
+// durable).
+func (l *Local) StopTTCB(id uint32) error {
+	l.mu.Lock()
+	if int(id) < 1 || int(id) > len(l.modules) || l.modules[id-1].cancel == nil {
+		l.mu.Unlock()
+		return nil
+	}
+	m := l.modules[id-1]
+	cancel, done := m.cancel, m.done
+	m.cancel, m.done = nil, nil
+	l.mu.Unlock()
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ttcb.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// ttcbFor is replica id's TTCB configuration (nil for async clusters).
+func (l *Local) ttcbFor(id uint32) *TTCBConfig {
+	if len(l.modules) == 0 {
+		return nil
+	}
+	m := l.modules[id-1]
+	return &TTCBConfig{Socket: m.cfg.Socket, ModuleKey: m.cfg.Key.Public().(ed25519.PublicKey), EntityKey: m.entity}
+}
