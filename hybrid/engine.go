@@ -162,7 +162,7 @@ func New(root core.InstanceID, p Params) (*Engine, error) {
 		answers: map[uint64]map[[2]core.NodeID]int{},
 		keptRes: map[uint64][]ttcb.TBAResult{}, wants: map[uint64]map[[2]core.NodeID]bool{},
 		resAns: map[uint64]map[[2]core.NodeID]int{},
-		lim:     Limits{MaxValue: 0, MaxRequest: p.MaxRequest, MaxRequests: p.BatchSize, MaxN: p.Group.N()}}, nil
+		lim:    Limits{MaxValue: 0, MaxRequest: p.MaxRequest, MaxRequests: p.BatchSize, MaxN: p.Group.N()}}, nil
 }
 
 // Ops returns the work counters.
