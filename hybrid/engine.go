@@ -1,6 +1,7 @@
 package hybrid
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -45,6 +46,11 @@ type Params struct {
 	// missed and must catch up by state transfer (smr checkpoints; not
 	// implemented here).
 	Ahead, Retain uint64
+	// ModuleKeys, if set, are the public keys of the TTCB modules of
+	// hosts 1..n (index NodeID−1): a result the local module withheld is
+	// then taken from any one replica that relays it with a valid module
+	// attestation; without them, from f+1 replicas reporting it alike.
+	ModuleKeys []ed25519.PublicKey
 }
 
 // DefaultParams returns parameters for the TTCB model's timing (T_TBA of
@@ -63,6 +69,8 @@ func (p Params) Check() error {
 		return fmt.Errorf("hybrid: %w: the ordering engine needs n ≥ 2f+1, have %s", core.ErrResilience, p.Group)
 	case p.Group.N() > ttcb.MaxElist || p.Group.N() >= 1<<11:
 		return fmt.Errorf("hybrid: n=%d > %d entities per TTCB agreement", p.Group.N(), ttcb.MaxElist)
+	case p.ModuleKeys != nil && len(p.ModuleKeys) != p.Group.N():
+		return fmt.Errorf("hybrid: %d module keys for n=%d", len(p.ModuleKeys), p.Group.N())
 	case !p.Group.Contains(p.Self):
 		return fmt.Errorf("hybrid: self %d not in %s", p.Self, p.Group)
 	case p.Valid == nil:

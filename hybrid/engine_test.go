@@ -153,12 +153,13 @@ func FuzzStepVConsensus(f *testing.F) {
 // "Expired" from the TTCB means either that nobody proposed by tstart or
 // that the result expired: a trusted timestamp within the retention tells
 // the first (the execution decided nothing); past it, the replica cannot
-// know the common result and halts rather than guess.
+// know the common result and asks the other replicas for it (result
+// relay) rather than guess.
 func TestEngineTellsNeverProposedFromExpired(t *testing.T) {
 	for _, tc := range []struct {
-		now     uint64
-		wantErr bool
-	}{{now: 100}, {now: 40 + 10 + DefaultParams(g3smr, 2, okValid).Retention, wantErr: true}} {
+		now       uint64
+		wantRelay bool
+	}{{now: 100}, {now: 40 + 10 + DefaultParams(g3smr, 2, okValid).Retention, wantRelay: true}} {
 		e := newEngine(t)
 		var out core.Output
 		_ = e.Step(core.Input{Instance: "order", Value: []byte("ok:a")}, &out)
@@ -168,11 +169,20 @@ func TestEngineTellsNeverProposedFromExpired(t *testing.T) {
 		if q := out.Requests[len(out.Requests)-1]; q.Request != (ttcb.GetTimestamp{}) || q.Tag != e.tag(0, 3)|tagTime {
 			t.Fatalf("want a timestamp request, got %+v", q)
 		}
-		err := e.Step(core.ServiceReply{Instance: "order", Service: ttcb.ServiceName, Tag: e.tag(0, 3) | tagTime, Reply: ttcb.Timestamp{Time: tc.now}}, &out)
-		if (err != nil) != tc.wantErr {
-			t.Fatalf("now=%d: err %v, want error %v", tc.now, err, tc.wantErr)
+		out.Reset()
+		if err := e.Step(core.ServiceReply{Instance: "order", Service: ttcb.ServiceName, Tag: e.tag(0, 3) | tagTime, Reply: ttcb.Timestamp{Time: tc.now}}, &out); err != nil {
+			t.Fatalf("now=%d: %v", tc.now, err)
 		}
-		if !tc.wantErr && (e.cur.results[2] == nil || e.cur.results[2].Decided) {
+		asked := 0
+		for _, snd := range out.Sends {
+			if m, err := Decode(snd.Payload, e.lim); err == nil && m.Kind == KindResultQ && m.Owner == 3 {
+				asked++
+			}
+		}
+		if tc.wantRelay != (asked == 2) || tc.wantRelay != (e.cur.results[2] == nil) {
+			t.Fatalf("now=%d: %d RESULT_QUERYs, result %+v", tc.now, asked, e.cur.results[2])
+		}
+		if !tc.wantRelay && (e.cur.results[2] == nil || e.cur.results[2].Decided) {
 			t.Fatalf("now=%d: result %+v, want undecided", tc.now, e.cur.results[2])
 		}
 	}

@@ -9,9 +9,10 @@ import (
 // execution gives the same result, but a module may withhold one (it had
 // a timing failure of its own in that execution, it restarted, the
 // result expired). The replica then asks the others (RESULT_QUERY) and
-// adopts a result reported identically by f+1 of them: at least one is
-// correct and reports what its module answered, which is the common
-// result. A Byzantine replica can only withhold its answer; with n = 2f+1
+// adopts a result that carries a valid attestation of any TTCB module
+// (Params.ModuleKeys; modules sign what they answer), or, without module
+// keys, one reported identically by f+1 of them: at least one is correct
+// and reports what its module answered, which is the common result. A Byzantine replica can only withhold its answer; with n = 2f+1
 // and no other faults the f+1 correct others answer. This keeps a
 // replica whose software TTCB missed a deadline (a stalled host) in the
 // protocol instead of halting it.
@@ -81,7 +82,10 @@ func (e *Engine) answerResult(to core.NodeID, num uint64, owner core.NodeID, res
 	}
 	a[[2]core.NodeID{to, owner}]++
 	m := &Message{Kind: KindResult, Epoch: num, Owner: owner, Decided: res.Decided,
-		ProposedOK: uint64(res.ProposedOK), ProposedAny: uint64(res.ProposedAny)}
+		ProposedOK: uint64(res.ProposedOK), ProposedAny: uint64(res.ProposedAny), Module: res.Module}
+	if res.Module != 0 {
+		m.Signature = res.Signature[:]
+	}
 	if res.Decided {
 		m.Value = res.Value[:]
 	}
@@ -96,8 +100,22 @@ func (e *Engine) onResult(from core.NodeID, m *Message, out *core.Output) {
 	if m.Epoch != c.num || c.asked == nil || !c.asked[i] || c.results[i] != nil {
 		return
 	}
-	res := ttcb.TBAResult{Decided: m.Decided, ProposedOK: ttcb.Mask(m.ProposedOK), ProposedAny: ttcb.Mask(m.ProposedAny)}
+	res := ttcb.TBAResult{Decided: m.Decided, ProposedOK: ttcb.Mask(m.ProposedOK), ProposedAny: ttcb.Mask(m.ProposedAny), Module: m.Module}
 	copy(res.Value[:], m.Value)
+	copy(res.Signature[:], m.Signature)
+	if e.p.ModuleKeys != nil {
+		// One attested result suffices: the module's signature binds it
+		// to this execution.
+		key := ttcb.ExecutionKey(rotated(e.p.Group, m.Owner), c.tstart, ttcb.DecisionMajority)
+		if m.Module == 0 || !ttcb.VerifyAttestation(e.p.ModuleKeys[m.Module-1], key, res) {
+			out.Accuse(from, core.InvalidProof, e.root, "RESULT for epoch %d owner %d without a valid TTCB attestation", m.Epoch, m.Owner)
+			return
+		}
+		e.setResult(m.Owner, res, out)
+		e.joinLate(out)
+		e.tryComplete(out)
+		return
+	}
 	if c.votes[i] == nil {
 		c.votes[i] = map[ttcb.TBAResult]map[core.NodeID]bool{}
 	}
@@ -106,16 +124,17 @@ func (e *Engine) onResult(from core.NodeID, m *Message, out *core.Output) {
 			return // one report per replica
 		}
 	}
-	who := c.votes[i][res]
+	k := res.Unattested()
+	who := c.votes[i][k]
 	if who == nil {
 		who = map[core.NodeID]bool{}
-		c.votes[i][res] = who
+		c.votes[i][k] = who
 	}
 	who[from] = true
 	if len(who) < e.p.Group.F()+1 {
 		return
 	}
-	e.setResult(m.Owner, res, out)
+	e.setResult(m.Owner, k, out)
 	e.joinLate(out)
 	e.tryComplete(out)
 }

@@ -274,11 +274,47 @@ func TestEngineRelaysResultsTheLocalTTCBWithheld(t *testing.T) {
 	seeds := simtest.Seeds(150)
 	withheld := 0
 	for _, size := range []sim.Size{{N: 3, F: 1}, {N: 5, F: 2}} {
-		g := core.MustGroup(size.N, size.F, core.HybridSMR)
+		for _, attest := range []bool{false, true} {
+			withheld += relayRuns(t, size, attest, seeds)
+		}
+	}
+	t.Logf("%d schedules, %d results withheld and relayed, 0 violations", 4*seeds, withheld)
+}
+
+// With attested results, one correct replica whose module answered is
+// enough: a replica whose module withholds results still orders while f
+// others are Byzantine (silent, or relaying forged results, which are
+// refused and reported).
+func TestEngineRelaysAttestedResultsDespiteByzantineReplicas(t *testing.T) {
+	seeds := simtest.Seeds(100)
+	for _, size := range []sim.Size{{N: 3, F: 1}, {N: 5, F: 2}} {
+		relayRuns(t, size, true, seeds, sim.Silent{}, sim.Wrong{})
+	}
+	t.Logf("%d schedules with f Byzantine replicas and a withholding TTCB, 0 violations", 2*2*seeds)
+}
+
+func relayRuns(t *testing.T, size sim.Size, attest bool, seeds int, byz ...sim.Behaviour) int {
+	t.Helper()
+	withheld := 0
+	g := core.MustGroup(size.N, size.F, core.HybridSMR)
+	behaviours := byz
+	if len(behaviours) == 0 {
+		behaviours = []sim.Behaviour{nil}
+	}
+	for _, b := range behaviours {
 		for seed := uint64(0); seed < uint64(seeds); seed++ {
-			s := suites.HybridSMR(suites.Options{})
+			s := suites.HybridSMR(suites.Options{TTCBAttest: attest})
 			rng := rand.New(rand.NewPCG(seed, 23))
-			w := &withholding{victim: core.NodeID(1 + rng.IntN(size.N)), rng: rand.New(rand.NewPCG(seed, 29))}
+			// Byzantine replicas are the last f; the victim a correct one.
+			victim := core.NodeID(1 + rng.IntN(size.N-size.F))
+			var faulty map[core.NodeID]sim.Behaviour
+			if b != nil {
+				faulty = map[core.NodeID]sim.Behaviour{}
+				for i := range size.F {
+					faulty[core.NodeID(size.N-i)] = b
+				}
+			}
+			w := &withholding{victim: victim, rng: rand.New(rand.NewPCG(seed, 29))}
 			inner := s.Services
 			s.Services = func(g core.Group, seed uint64) map[string]sim.Service {
 				m := inner(g, seed)
@@ -286,13 +322,13 @@ func TestEngineRelaysResultsTheLocalTTCBWithheld(t *testing.T) {
 				m[ttcb.ServiceName] = w
 				return m
 			}
-			c, err := sim.NewCluster(s, g, seed, nil, false)
+			c, err := sim.NewCluster(s, g, seed, faulty, false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for i := range 1 + rng.IntN(6) {
 				req := fmt.Appendf(nil, "ok:r-%d", i)
-				for _, id := range g.Members() {
+				for _, id := range c.Correct() {
 					c.Input(id, core.Input{Instance: suites.SMRRoot, Value: req})
 				}
 			}
@@ -303,17 +339,23 @@ func TestEngineRelaysResultsTheLocalTTCBWithheld(t *testing.T) {
 					c.Tick()
 				}
 			}
+			where := fmt.Sprintf("n=%d attest=%v byz=%v seed %d victim %d", size.N, attest, b, seed, victim)
 			if err := c.Err(); err != nil {
-				t.Fatalf("n=%d seed %d: %v", size.N, seed, err)
+				t.Fatalf("%s: %v", where, err)
 			}
 			if v := s.Check(c); len(v) > 0 {
-				t.Fatalf("n=%d seed %d victim %d: %v", size.N, seed, w.victim, v)
+				t.Fatalf("%s: %v", where, v)
 			}
 			if !s.Terminated(c) {
-				t.Fatalf("n=%d seed %d victim %d: not every request ordered everywhere", size.N, seed, w.victim)
+				t.Fatalf("%s: not every request ordered everywhere", where)
+			}
+			for _, e := range c.Evidence() {
+				if c.IsCorrect(e.Evidence.Accused) {
+					t.Fatalf("%s: correct replica accused: %+v", where, e)
+				}
 			}
 			withheld += w.n
 		}
 	}
-	t.Logf("%d schedules, %d results withheld and relayed, 0 violations", 2*seeds, withheld)
+	return withheld
 }

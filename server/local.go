@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -76,6 +77,9 @@ func NewLocalConfig(dir string, configuration keys.Configuration, n, f, clients 
 		if err := l.setupTTCB(n, f); err != nil {
 			l.closeListeners()
 			return nil, err
+		}
+		for _, m := range l.modules {
+			c.Hybrid.Modules = append(c.Hybrid.Modules, m.cfg.Key.Public().(ed25519.PublicKey))
 		}
 	}
 	cls, err := c.AddClients(rand.Reader, clients)

@@ -230,6 +230,7 @@ func New(cfg Config) (*Server, error) {
 		hp.Start = uint64(c.Hybrid.Start.UnixNano())
 		hp.TBA, hp.Window, hp.Retention = uint64(c.Hybrid.TBA), uint64(c.Hybrid.Window), uint64(c.Hybrid.Retention)
 		hp.Retain = cfg.Retain
+		hp.ModuleKeys = c.Hybrid.Modules
 		if s.heng, err = hybrid.New(smr.EngineInstance, hp); err != nil {
 			return nil, err
 		}

@@ -49,6 +49,8 @@ type cluster struct {
 	entities []testEntity
 	mu       sync.Mutex
 	restarts atomic.Int64
+	// lastTStart is the tstart of the latest agreement run.
+	lastTStart uint64
 }
 
 // newCluster configures n modules with f and Δ; entity i (1..len(hosts))
@@ -239,6 +241,7 @@ func (c *cluster) agreement(ctx context.Context, elist []EntityID, lead time.Dur
 		return fail(err)
 	}
 	tstart := now + uint64(lead)
+	c.lastTStart = tstart
 	var mu sync.Mutex
 	results, errs := map[EntityID]TBAResult{}, map[EntityID]error{}
 	var wg sync.WaitGroup
@@ -279,6 +282,7 @@ func sameResults(t testing.TB, results map[EntityID]TBAResult) (TBAResult, bool)
 	t.Helper()
 	var first *TBAResult
 	for e, r := range results {
+		r = r.Unattested() // each module signs its own answer
 		if first == nil {
 			first = &r
 		} else if r != *first {
@@ -315,6 +319,24 @@ func TestClusterTBAAgreementWithByzantineEntity(t *testing.T) {
 		}
 		if !ok || !r.Decided || r.Value != val(7) || r.ProposedOK != 0b0111 || r.ProposedAny != 0b1111 {
 			t.Fatalf("run %d: result %+v", run, r)
+		}
+		// Every answer is attested by the module that gave it, for this
+		// execution only.
+		key := ExecutionKey(elist, c.lastTStart, DecisionMajority)
+		other := ExecutionKey(elist, c.lastTStart+1, DecisionMajority)
+		for e, res := range results {
+			if res.Module < 1 || int(res.Module) > len(c.cfgs) {
+				t.Fatalf("entity %d: result attested by module %d", e, res.Module)
+			}
+			pub := c.cfgs[res.Module-1].Key.Public().(ed25519.PublicKey)
+			if !VerifyAttestation(pub, key, res) || VerifyAttestation(pub, other, res) {
+				t.Fatalf("entity %d: attestation by module %d does not bind the execution", e, res.Module)
+			}
+			forged := res
+			forged.Value = val(66)
+			if VerifyAttestation(pub, key, forged) {
+				t.Fatalf("entity %d: attestation verifies for another value", e)
+			}
 		}
 		good++
 	}

@@ -184,8 +184,12 @@ func decodeRequest(b []byte) (uint64, any, error) {
 }
 
 func resultToWire(r TBAResult) *wire.TTCBResult {
-	return &wire.TTCBResult{Tag: uint64(r.Tag), Decided: r.Decided, Value: r.Value[:],
-		ProposedOk: uint64(r.ProposedOK), ProposedAny: uint64(r.ProposedAny)}
+	w := &wire.TTCBResult{Tag: uint64(r.Tag), Decided: r.Decided, Value: r.Value[:],
+		ProposedOk: uint64(r.ProposedOK), ProposedAny: uint64(r.ProposedAny), Module: r.Module}
+	if r.Module != 0 {
+		w.Signature = r.Signature[:]
+	}
+	return w
 }
 
 func resultFromWire(w *wire.TTCBResult) (TBAResult, error) {
@@ -199,8 +203,14 @@ func resultFromWire(w *wire.TTCBResult) (TBAResult, error) {
 	if w.ProposedOk&^w.ProposedAny != 0 {
 		return TBAResult{}, malformed("proposed-ok %x not within proposed-any %x", w.ProposedOk, w.ProposedAny)
 	}
-	return TBAResult{Tag: Tag(w.Tag), Decided: w.Decided, Value: v,
-		ProposedOK: Mask(w.ProposedOk), ProposedAny: Mask(w.ProposedAny)}, nil
+	r := TBAResult{Tag: Tag(w.Tag), Decided: w.Decided, Value: v,
+		ProposedOK: Mask(w.ProposedOk), ProposedAny: Mask(w.ProposedAny), Module: w.Module}
+	switch {
+	case w.Module == 0 && len(w.Signature) != 0, w.Module != 0 && len(w.Signature) != 64:
+		return TBAResult{}, malformed("result attestation of %d bytes by module %d", len(w.Signature), w.Module)
+	}
+	copy(r.Signature[:], w.Signature)
+	return r, nil
 }
 
 // encodeResponse encodes a reply value (one of the reply types or Refused).

@@ -2,6 +2,8 @@ package ttcb
 
 import (
 	"cmp"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -20,6 +22,9 @@ type ModelParams struct {
 	RateBurst    uint64 // ...with this burst (RateEvery 0: unlimited)
 	MaxMeasures  int    // open duration measurements per entity
 	Seed         uint64 // the model's trusted random numbers
+	// Attest makes the model sign every result it answers, with host
+	// id's module key ModelModuleKey(id), as real modules do.
+	Attest bool
 }
 
 // DefaultModelParams returns parameters suited to the simulator.
@@ -75,6 +80,7 @@ type Model struct {
 	measures map[core.NodeID]map[uint64]measure
 	nextMeas uint64
 	rng      *rand.ChaCha8
+	keys     map[uint32]ed25519.PrivateKey
 }
 
 // NewModel returns a model, or an error for invalid parameters.
@@ -216,6 +222,9 @@ func (m *Model) Advance(now uint64) []Reply {
 			if r, err := p.exec.resultAt(now); err != nil {
 				p.Reply.Reply.Reply = Refused{Err: err}
 			} else {
+				if m.p.Attest {
+					r = Attest(m.moduleKey(uint32(p.To)), uint32(p.To), p.exec.key, r)
+				}
 				p.Reply.Reply.Reply = r
 			}
 		}
@@ -236,4 +245,24 @@ func (m *Model) NextDue() (uint64, bool) {
 		t = min(t, p.At)
 	}
 	return t, true
+}
+
+// ModelModuleKey is the Ed25519 key of host id's module in the model,
+// derived from a fixed label so that simulated engines and the model
+// agree on it without sharing state (real modules have their own keys).
+func ModelModuleKey(id uint32) ed25519.PrivateKey {
+	seed := sha256.Sum256(fmt.Appendf(nil, "maftia/ttcb/model-module-key/%d", id))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+func (m *Model) moduleKey(id uint32) ed25519.PrivateKey {
+	if m.keys == nil {
+		m.keys = map[uint32]ed25519.PrivateKey{}
+	}
+	k := m.keys[id]
+	if k == nil {
+		k = ModelModuleKey(id)
+		m.keys[id] = k
+	}
+	return k
 }

@@ -808,7 +808,7 @@ func (m *Module) handleCall(c localCall) any {
 			}
 			return Refused{Err: err}
 		}
-		return e.result
+		return Attest(m.cfg.Key, m.cfg.ID, e.key, e.result)
 	}
 	return Refused{Err: fmt.Errorf("%w: %T", ErrBadRequest, c.req)}
 }

@@ -1,6 +1,7 @@
 package ttcb
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -116,6 +117,48 @@ type TBAResult struct {
 	Value       Value
 	ProposedOK  Mask
 	ProposedAny Mask
+	// Module and Signature attest the result: module Module's Ed25519
+	// signature over AttestedBytes(execution key, result). Every module
+	// that answers gives the same result, so any one module's attestation
+	// proves the common result to a third party (a payload replica whose
+	// own module withheld it). Zero when unattested.
+	Module    uint32
+	Signature [64]byte
+}
+
+// AttestedBytes is what a module signs to attest r as the result of the
+// execution with key k: domain-separated, fixed-width fields.
+func AttestedBytes(k ExecKey, r TBAResult) []byte {
+	b := append([]byte("maftia-ttcb-tba-result-v1"), k[:]...)
+	d := byte(0)
+	if r.Decided {
+		d = 1
+	}
+	b = append(b, d)
+	b = append(b, r.Value[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.ProposedOK))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.ProposedAny))
+	return binary.BigEndian.AppendUint32(b, r.Module)
+}
+
+// Attest signs r as module id's result of the execution with key k.
+func Attest(key ed25519.PrivateKey, id uint32, k ExecKey, r TBAResult) TBAResult {
+	r.Module = id
+	copy(r.Signature[:], ed25519.Sign(key, AttestedBytes(k, r)))
+	return r
+}
+
+// VerifyAttestation reports whether r carries a valid attestation by the
+// module whose public key is pub for the execution with key k.
+func VerifyAttestation(pub ed25519.PublicKey, k ExecKey, r TBAResult) bool {
+	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, AttestedBytes(k, r), r.Signature[:])
+}
+
+// Unattested is r without its attestation (results compare equal across
+// modules only without it).
+func (r TBAResult) Unattested() TBAResult {
+	r.Module, r.Signature = 0, [64]byte{}
+	return r
 }
 
 // GetTimestamp asks for the current global time.

@@ -98,6 +98,8 @@ type Hybrid struct {
 	Decided       bool                   `protobuf:"varint,6,opt,name=decided,proto3" json:"decided,omitempty"`
 	ProposedOk    uint64                 `protobuf:"fixed64,7,opt,name=proposed_ok,json=proposedOk,proto3" json:"proposed_ok,omitempty"`
 	ProposedAny   uint64                 `protobuf:"fixed64,8,opt,name=proposed_any,json=proposedAny,proto3" json:"proposed_any,omitempty"`
+	Module        uint32                 `protobuf:"varint,9,opt,name=module,proto3" json:"module,omitempty"`       // RESULT: the attesting TTCB module (0: unattested)
+	Signature     []byte                 `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"` // RESULT: its signature over ttcb.AttestedBytes
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -188,11 +190,25 @@ func (x *Hybrid) GetProposedAny() uint64 {
 	return 0
 }
 
+func (x *Hybrid) GetModule() uint32 {
+	if x != nil {
+		return x.Module
+	}
+	return 0
+}
+
+func (x *Hybrid) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 var File_hybrid_proto protoreflect.FileDescriptor
 
 const file_hybrid_proto_rawDesc = "" +
 	"\n" +
-	"\fhybrid.proto\x12\vmaftia.wire\"\xeb\x02\n" +
+	"\fhybrid.proto\x12\vmaftia.wire\"\xa1\x03\n" +
 	"\x06Hybrid\x12,\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x18.maftia.wire.Hybrid.KindR\x04kind\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x14\n" +
@@ -202,7 +218,10 @@ const file_hybrid_proto_rawDesc = "" +
 	"\adecided\x18\x06 \x01(\bR\adecided\x12\x1f\n" +
 	"\vproposed_ok\x18\a \x01(\x06R\n" +
 	"proposedOk\x12!\n" +
-	"\fproposed_any\x18\b \x01(\x06R\vproposedAny\"w\n" +
+	"\fproposed_any\x18\b \x01(\x06R\vproposedAny\x12\x16\n" +
+	"\x06module\x18\t \x01(\rR\x06module\x12\x1c\n" +
+	"\tsignature\x18\n" +
+	" \x01(\fR\tsignature\"w\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04DATA\x10\x01\x12\x0e\n" +

@@ -898,6 +898,8 @@ type TTCBResult struct {
 	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	ProposedOk    uint64                 `protobuf:"varint,4,opt,name=proposed_ok,json=proposedOk,proto3" json:"proposed_ok,omitempty"`
 	ProposedAny   uint64                 `protobuf:"varint,5,opt,name=proposed_any,json=proposedAny,proto3" json:"proposed_any,omitempty"`
+	Module        uint32                 `protobuf:"varint,6,opt,name=module,proto3" json:"module,omitempty"`      // attesting module (0: unattested)
+	Signature     []byte                 `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"` // its Ed25519 signature over ttcb.AttestedBytes
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -965,6 +967,20 @@ func (x *TTCBResult) GetProposedAny() uint64 {
 		return x.ProposedAny
 	}
 	return 0
+}
+
+func (x *TTCBResult) GetModule() uint32 {
+	if x != nil {
+		return x.Module
+	}
+	return 0
+}
+
+func (x *TTCBResult) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
 }
 
 type TTCBMeasure struct {
@@ -1742,7 +1758,7 @@ const file_ttcb_proto_rawDesc = "" +
 	"\x03out\";\n" +
 	"\fTTCBProposed\x12\x10\n" +
 	"\x03tag\x18\x01 \x01(\x04R\x03tag\x12\x19\n" +
-	"\bready_at\x18\x02 \x01(\x04R\areadyAt\"\x92\x01\n" +
+	"\bready_at\x18\x02 \x01(\x04R\areadyAt\"\xc8\x01\n" +
 	"\n" +
 	"TTCBResult\x12\x10\n" +
 	"\x03tag\x18\x01 \x01(\x04R\x03tag\x12\x18\n" +
@@ -1750,7 +1766,9 @@ const file_ttcb_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1f\n" +
 	"\vproposed_ok\x18\x04 \x01(\x04R\n" +
 	"proposedOk\x12!\n" +
-	"\fproposed_any\x18\x05 \x01(\x04R\vproposedAny\"v\n" +
+	"\fproposed_any\x18\x05 \x01(\x04R\vproposedAny\x12\x16\n" +
+	"\x06module\x18\x06 \x01(\rR\x06module\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\"v\n" +
 	"\vTTCBMeasure\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\x04R\x05start\x12\x1a\n" +

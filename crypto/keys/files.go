@@ -184,6 +184,9 @@ func ParseCluster(data []byte) (*Cluster, error) {
 		if c.Hybrid, err = y.Hybrid.parse(); err != nil {
 			return nil, err
 		}
+		if m := len(c.Hybrid.Modules); m != 0 && m != y.N {
+			return nil, fmt.Errorf("%w: %d hybrid ttcb_modules for n=%d", ErrMalformed, m, y.N)
+		}
 	}
 	members := slices.Clone(y.Members)
 	slices.SortFunc(members, func(a, b memberYAML) int { return int(a.ID) - int(b.ID) })

@@ -1,8 +1,10 @@
 package keys
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"time"
 )
@@ -28,6 +30,11 @@ type HybridSchedule struct {
 	// PROPOSE messages to arrive). Retention is at most the TTCB modules'
 	// result retention.
 	TBA, Window, Retention time.Duration
+	// Modules are the public keys of the TTCB modules of hosts 1..n
+	// (optional): with them a replica whose module withheld a result
+	// accepts it from any one replica relaying the module's attestation,
+	// instead of from f+1 replicas reporting it alike.
+	Modules []ed25519.PublicKey
 }
 
 // DefaultHybridSchedule is a schedule for the default TTCB timing
@@ -47,6 +54,11 @@ func (h *HybridSchedule) Check() error {
 	case h.Retention < 10*(h.TBA+h.Window):
 		return fmt.Errorf("%w: hybrid retention %v shorter than ten epochs", ErrMalformed, h.Retention)
 	}
+	for i, k := range h.Modules {
+		if len(k) != ed25519.PublicKeySize {
+			return fmt.Errorf("%w: hybrid module key %d", ErrMalformed, i+1)
+		}
+	}
 	return nil
 }
 
@@ -65,10 +77,15 @@ type hybridYAML struct {
 	TBA       time.Duration `yaml:"tba"`
 	Window    time.Duration `yaml:"window"`
 	Retention time.Duration `yaml:"retention"`
+	Modules   []string      `yaml:"ttcb_modules,omitempty"`
 }
 
 func (h *HybridSchedule) toYAML() *hybridYAML {
-	return &hybridYAML{Start: h.Start.UTC().Format(time.RFC3339Nano), TBA: h.TBA, Window: h.Window, Retention: h.Retention}
+	y := &hybridYAML{Start: h.Start.UTC().Format(time.RFC3339Nano), TBA: h.TBA, Window: h.Window, Retention: h.Retention}
+	for _, k := range h.Modules {
+		y.Modules = append(y.Modules, hex.EncodeToString(k))
+	}
+	return y
 }
 
 func (y *hybridYAML) parse() (*HybridSchedule, error) {
@@ -77,5 +94,12 @@ func (y *hybridYAML) parse() (*HybridSchedule, error) {
 		return nil, fmt.Errorf("%w: hybrid start %q: want RFC 3339 time", ErrMalformed, y.Start)
 	}
 	h := &HybridSchedule{Start: start, TBA: y.TBA, Window: y.Window, Retention: y.Retention}
+	for i, s := range y.Modules {
+		k, err := hex.DecodeString(s)
+		if err != nil || len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("%w: hybrid ttcb_modules[%d] is not a hex Ed25519 public key", ErrMalformed, i)
+		}
+		h.Modules = append(h.Modules, ed25519.PublicKey(k))
+	}
 	return h, h.Check()
 }

@@ -1,8 +1,10 @@
 package keys
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,10 @@ func TestHybridScheduleInClusterFile(t *testing.T) {
 		t.Fatal("no default schedule for a hybrid cluster")
 	}
 	c.Hybrid.Start = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for range 3 {
+		pub, _, _ := ed25519.GenerateKey(rand.Reader)
+		c.Hybrid.Modules = append(c.Hybrid.Modules, pub)
+	}
 	b, err := MarshalCluster(c)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +34,7 @@ func TestHybridScheduleInClusterFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *c2.Hybrid != *c.Hybrid || c2.Digest() != c.Digest() {
+	if !reflect.DeepEqual(c2.Hybrid, c.Hybrid) || c2.Digest() != c.Digest() {
 		t.Fatalf("round trip: %+v vs %+v", c2.Hybrid, c.Hybrid)
 	}
 	d1 := c.Hybrid.ScheduleDigest(c.Digest())

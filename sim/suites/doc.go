@@ -21,6 +21,9 @@ type Options struct {
 	// default odd replicas verify in Precheck, even ones inline in Step),
 	// so benchmarks find all cryptographic work counted inside the cores.
 	InlineChecks bool
+	// TTCBAttest (hybrid-smr): the TTCB model signs its results and the
+	// engines know the module keys (result relay by one attestation).
+	TTCBAttest bool
 }
 
 var registry = map[string]func(Options) *sim.Suite{}

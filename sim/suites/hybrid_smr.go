@@ -2,12 +2,14 @@ package suites
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"strings"
 
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/hybrid"
 	"github.com/maftia/maftia/sim"
+	"github.com/maftia/maftia/ttcb"
 	"github.com/maftia/maftia/wire"
 )
 
@@ -30,8 +32,30 @@ func hybridValid(r []byte) bool { return bytes.HasPrefix(r, []byte("ok:")) }
 // batch) and, at the end, validity: every request is ordered everywhere.
 func HybridSMR(o Options) *sim.Suite {
 	s := hybridSuite("hybrid-smr", core.HybridSMR)
+	params := func(g core.Group, id core.NodeID) hybrid.Params {
+		p := hybrid.DefaultParams(g, id, hybridValid)
+		if o.TTCBAttest {
+			for m := range g.N() {
+				p.ModuleKeys = append(p.ModuleKeys, ttcb.ModelModuleKey(uint32(m+1)).Public().(ed25519.PublicKey))
+			}
+		}
+		return p
+	}
+	if o.TTCBAttest {
+		st := s.State.(*ttcbState)
+		s.Services = func(_ core.Group, seed uint64) map[string]sim.Service {
+			mp := ttcbModelParams(seed)
+			mp.Attest = true
+			m, err := ttcb.NewModel(mp)
+			if err != nil {
+				panic(err) // constant parameters
+			}
+			st.model, st.calls = m, 0
+			return map[string]sim.Service{ttcb.ServiceName: &countingService{ttcbService{m}, st}}
+		}
+	}
 	s.NewReplica = func(id core.NodeID, g core.Group) (core.Protocol, error) {
-		e, err := hybrid.New(smrRoot, hybrid.DefaultParams(g, id, hybridValid))
+		e, err := hybrid.New(smrRoot, params(g, id))
 		if err != nil {
 			return nil, err
 		}
@@ -41,7 +65,7 @@ func HybridSMR(o Options) *sim.Suite {
 		return e, nil
 	}
 	s.Recover = func(id core.NodeID, g core.Group, recs []core.Record) (core.Protocol, error) {
-		e, err := hybrid.New(smrRoot, hybrid.DefaultParams(g, id, hybridValid))
+		e, err := hybrid.New(smrRoot, params(g, id))
 		if err != nil || o.Broken == "restart-forgets" {
 			return e, err // broken: ignores what it persisted
 		}
