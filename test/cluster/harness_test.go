@@ -235,8 +235,8 @@ func newCluster(t testing.TB, bin string, n, f, clients int, attacks []string, p
 		links: map[[2]int]*proxy{}, net: pn}
 	if pn != nil {
 		for i := 1; i <= n; i++ { // one address per replica: the same ports everywhere
-			hosts = append(hosts, pn.addr(i, 7000)) // client port 8000
-			admins = append(admins, pn.addr(i, 9000))
+			hosts = append(hosts, pn.addr(i, meshPort))
+			admins = append(admins, pn.addr(i, adminPort))
 		}
 	} else {
 		base, lns := freeBase(t, n)

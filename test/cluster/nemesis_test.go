@@ -96,7 +96,10 @@ var nemeses = []nemesis{
 	{name: "netem-mixed", rows: "3", packet: true,
 		netem: netemSpec{delay: 50 * time.Millisecond, jitter: 20 * time.Millisecond, loss: 0.10, dup: 0.05, reorder: 0.25}},
 	{name: "netem-isolate-4", rows: "3", packet: true, target: 4,
-		netem: netemSpec{loss: 1}},
+		netem: netemSpec{loss: 1},
+		// Blackholed, its TCP streams stay open, so /status may still
+		// say connected: check instead that it fell behind replica 1.
+		check: func(c *cluster) error { return c.expectBehind(4) }},
 }
 
 type row struct {
@@ -420,6 +423,23 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// expectBehind checks that replica k has executed fewer batches than
+// replica 1 (it is cut off while the others go on).
+func (c *cluster) expectBehind(k int) error {
+	pk, err := c.position(k)
+	if err != nil {
+		return err
+	}
+	p1, err := c.position(1)
+	if err != nil {
+		return err
+	}
+	if pk >= p1 {
+		return fmt.Errorf("replica %d at batch %v, not behind replica 1 at %v", k, pk, p1)
+	}
+	return nil
 }
 
 // expectDisconnected checks that replica k's transport reports each of

@@ -17,7 +17,9 @@ package cluster
 // ahead of the delayed ones (netem's reorder). A packet is subject to the
 // fault of its source replica's interface if that has one, else to its
 // destination's: each packet at most once, as with netem on both ends of one
-// replica's link. Non-persistent TUN devices disappear when the test closes
+// replica's link. The admin endpoints (TCP port 9000), through which the
+// test observes the replicas, are a management network the faults spare.
+// Non-persistent TUN devices disappear when the test closes
 // them, and the namespaces when their last process exits.
 //
 // Why not tc netem itself: this kernel has no sch_netem (CONFIG_NET_SCH_NETEM
@@ -94,7 +96,11 @@ type packetNet struct {
 	forwarded, dropped, duplicated, delayed atomic.Int64
 }
 
-const hostOctet = 254
+const (
+	hostOctet = 254
+	meshPort  = 7000 // every replica's member address port (client port 8000)
+	adminPort = 9000 // spared by the faults
+)
 
 // netemSupport reports why packet faults cannot run here (nil: they can).
 func netemSupport() error {
@@ -309,6 +315,10 @@ func (p *packetNet) serve(k int) {
 			continue
 		}
 		var spec *netemSpec
+		if admin(pkt) {
+			p.forward(dst, pkt, nil)
+			continue
+		}
 		if k > 0 {
 			spec = p.policy[k].Load()
 		}
@@ -317,6 +327,17 @@ func (p *packetNet) serve(k int) {
 		}
 		p.forward(dst, pkt, spec)
 	}
+}
+
+// admin reports whether pkt is TCP from or to the admin port.
+func admin(pkt []byte) bool {
+	ihl := int(pkt[0]&0x0f) * 4
+	if pkt[9] != syscall.IPPROTO_TCP || len(pkt) < ihl+4 {
+		return false
+	}
+	sport := int(pkt[ihl])<<8 | int(pkt[ihl+1])
+	dport := int(pkt[ihl+2])<<8 | int(pkt[ihl+3])
+	return sport == adminPort || dport == adminPort
 }
 
 func (p *packetNet) forward(dst int, pkt []byte, spec *netemSpec) {
