@@ -320,6 +320,16 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	t.Logf("%s: %d acked, %d unknown, %.1f/%.1f/%.1f ops/s before/during/after, porcupine %s, %d lost acknowledged writes, evidence %s",
 		nm.name, r.acked, r.unknown, r.before, r.during, r.after, r.lin, r.lost, r.evidence)
 	if pn != nil {
+		// How soon after the heal the first operation was acknowledged
+		// (the bound checked above is the after third, d/3).
+		first := "none"
+		for x := 100 * time.Millisecond; t2+x <= t3+100*time.Millisecond; x += 100 * time.Millisecond {
+			if n, _ := h.Window(t2, t2+x); n > 0 {
+				first = "< " + x.String()
+				break
+			}
+		}
+		r.packets += ", first ack after the heal " + first
 		t.Logf("%s: netem %s during the fault: %s", nm.name, nm.netem, r.packets)
 	}
 	return r
@@ -418,6 +428,9 @@ func catchUp(t *testing.T, c *cluster, id int, s kvtest.Submitter) string {
 
 // TestMain removes the binary maftiaBinary built.
 func TestMain(m *testing.M) {
+	if addr := os.Getenv("MAFTIA_UDP_ECHO"); addr != "" {
+		os.Exit(udpEcho(addr)) // TestPacketNetFaults' peer, inside a namespace
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))

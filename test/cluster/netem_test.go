@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -405,4 +406,138 @@ func netemSelected(name string) bool {
 		}
 	}
 	return false
+}
+
+// TestNetemSpec: the fault knobs behave as netem's (no processes, no
+// privileges): tc-style description, delay within delay ± jitter, the
+// reorder fraction sent at once, nothing delayed without a delay.
+func TestNetemSpec(t *testing.T) {
+	s := netemSpec{delay: 50 * time.Millisecond, jitter: 20 * time.Millisecond, loss: 0.1, dup: 0.05, reorder: 0.25}
+	if got, want := s.String(), "delay 50ms 20ms loss 10% duplicate 5% reorder 25%"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	const n = 20000
+	immediate := 0
+	for range n {
+		d := s.lag()
+		if d == 0 {
+			immediate++
+		} else if d < 30*time.Millisecond || d > 70*time.Millisecond {
+			t.Fatalf("lag %v outside 50ms ± 20ms", d)
+		}
+	}
+	if f := float64(immediate) / n; f < 0.23 || f > 0.27 {
+		t.Errorf("%.3f of packets sent at once, want reorder 0.25", f)
+	}
+	if d := (netemSpec{loss: 1, reorder: 0.5}).lag(); d != 0 {
+		t.Errorf("no delay configured, lag %v", d)
+	}
+	if d := (netemSpec{delay: 10 * time.Millisecond, jitter: time.Second}).lag(); d < 0 {
+		t.Errorf("negative lag %v", d)
+	}
+}
+
+// udpEcho answers every datagram on addr with the same bytes (run inside a
+// replica namespace by TestPacketNetFaults).
+func udpEcho(addr string) int {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return 1
+		}
+		pc.WriteTo(buf[:n], from)
+	}
+}
+
+// TestPacketNetFaults shows the router applies each knob (root only): a
+// UDP echo in replica 1's namespace, probed from the test process, with
+// loss, duplication and delay on replica 1's interface (each applies to
+// the probe and to the echo).
+func TestPacketNetFaults(t *testing.T) {
+	if os.Getenv("MAFTIA_CLUSTER") != "1" {
+		t.Skip("runs only with MAFTIA_CLUSTER=1 (creates a network namespace and TUN devices)")
+	}
+	pn := newPacketNet(t, 1)
+	echo := pn.wrap(1, os.Args[0], []string{"-test.run=^$"})
+	echo.Env = append(os.Environ(), "MAFTIA_UDP_ECHO="+pn.addr(1, 7000))
+	if err := echo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { echo.Process.Kill(); echo.Wait() }()
+	conn, err := net.Dial("udp", pn.addr(1, 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// probe sends n datagrams 2 ms apart and counts the echoes within
+	// wait, and the slowest round trip.
+	probe := func(n int, wait time.Duration) (got int, slowest time.Duration) {
+		var mu sync.Mutex
+		sent := map[string]time.Time{}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			buf := make([]byte, 64)
+			for {
+				conn.SetReadDeadline(time.Now().Add(wait))
+				k, err := conn.Read(buf)
+				if err != nil {
+					return
+				}
+				got++
+				mu.Lock()
+				slowest = max(slowest, time.Since(sent[string(buf[:k])]))
+				mu.Unlock()
+			}
+		}()
+		for i := range n {
+			mu.Lock()
+			sent[fmt.Sprint(i)] = time.Now()
+			mu.Unlock()
+			conn.Write([]byte(fmt.Sprint(i)))
+			time.Sleep(2 * time.Millisecond)
+		}
+		<-done
+		return got, slowest
+	}
+	// The echo server may take a moment to start: wait for one answer.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got, _ := probe(1, 200*time.Millisecond); got > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no echo from replica 1's namespace")
+		}
+	}
+	if got, rtt := probe(100, 300*time.Millisecond); got != 100 || rtt > 100*time.Millisecond {
+		t.Fatalf("no fault: %d of 100 echoed, slowest %v", got, rtt)
+	}
+	pn.set(1, netemSpec{loss: 0.3}) // 0.7 × 0.7 = 49% come back
+	if got, _ := probe(400, 300*time.Millisecond); got < 150 || got > 245 {
+		t.Errorf("loss 30%% each way: %d of 400 echoed, want about 196", got)
+	}
+	pn.set(1, netemSpec{dup: 1}) // every probe twice, every echo twice
+	if got, _ := probe(50, 300*time.Millisecond); got != 200 {
+		t.Errorf("duplicate 100%%: %d echoes of 50 probes, want 200", got)
+	}
+	pn.set(1, netemSpec{delay: 60 * time.Millisecond, jitter: 20 * time.Millisecond})
+	if got, rtt := probe(50, 500*time.Millisecond); got != 50 || rtt < 80*time.Millisecond || rtt > 250*time.Millisecond {
+		t.Errorf("delay 60ms 20ms each way: %d of 50 echoed, slowest round trip %v (want 80–160 ms plus scheduling)", got, rtt)
+	}
+	pn.set(1, netemSpec{loss: 1})
+	if got, _ := probe(50, 300*time.Millisecond); got != 0 {
+		t.Errorf("loss 100%%: %d echoed", got)
+	}
+	pn.set(1, netemSpec{})
+	if got, _ := probe(50, 300*time.Millisecond); got != 50 {
+		t.Errorf("healed: %d of 50 echoed", got)
+	}
+	t.Logf("router: %s", pn.counts())
 }
