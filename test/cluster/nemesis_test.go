@@ -102,6 +102,11 @@ var nemeses = []nemesis{
 		check: func(c *cluster) error { return c.expectBehind(4) }},
 }
 
+// resumeBound: a replica healed from a packet fault executes a batch again
+// within this (TCP retransmission backs off to a few seconds after a
+// blackhole of a few seconds).
+const resumeBound = 10 * time.Second
+
 type row struct {
 	name                  string
 	acked, unknown        int
@@ -252,6 +257,23 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	for id, before := range rss0 {
 		r.rssGrowth = max(r.rssGrowth, c.rss(id)-before)
 	}
+	// Packet faults on one replica: how soon after the heal it executes
+	// again (its position moves past the one it had at the heal).
+	resumed := make(chan time.Duration, 1)
+	if pn != nil && nm.target != 0 {
+		p0, err := c.position(nm.target)
+		healed := time.Now()
+		go func() {
+			for err == nil && time.Since(healed) < resumeBound {
+				if p, e := c.position(nm.target); e == nil && p > p0 {
+					resumed <- time.Since(healed)
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			resumed <- -1
+		}()
+	}
 	if nm.heal != nil {
 		nm.heal(c)
 	}
@@ -330,6 +352,14 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 			}
 		}
 		r.packets += ", first ack after the heal " + first
+		if nm.target != 0 {
+			if d := <-resumed; d < 0 {
+				t.Errorf("replica %d did not execute a batch within %v of the heal", nm.target, resumeBound)
+				r.packets += fmt.Sprintf(", replica %d not executing again within %v", nm.target, resumeBound)
+			} else {
+				r.packets += fmt.Sprintf(", replica %d executing again %v after the heal", nm.target, d.Round(100*time.Millisecond))
+			}
+		}
 		t.Logf("%s: netem %s during the fault: %s", nm.name, nm.netem, r.packets)
 	}
 	return r
