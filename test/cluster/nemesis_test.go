@@ -262,6 +262,9 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	resumed := make(chan time.Duration, 1)
 	if pn != nil && nm.target != 0 {
 		p0, err := c.position(nm.target)
+		if err != nil {
+			t.Errorf("position of replica %d at the heal: %v", nm.target, err)
+		}
 		healed := time.Now()
 		go func() {
 			for err == nil && time.Since(healed) < resumeBound {
