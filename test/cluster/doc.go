@@ -4,7 +4,11 @@
 // client library, and nemeses — SIGKILL and restart, SIGSTOP/SIGCONT,
 // partitions (a whole replica, one link, one direction, a slow replica) by
 // one TCP proxy per mesh link that the test controls (`maftia node
-// --peer-addr`), and a Byzantine replica (`maftia node --attack`). Every client
+// --peer-addr`), a Byzantine replica (`maftia node --attack`), and packet
+// faults — loss, delay with jitter, duplication, reordering, a blackhole —
+// with netem's knobs on a routed TUN network, each replica in a network
+// namespace of its own (netem_test.go; root only, skipped otherwise;
+// MAFTIA_CLUSTER_NETEM=all|none|name,... selects them). Every client
 // history is checked linearizable with porcupine and for lost acknowledged
 // writes, and each scenario prints a table row.
 //
@@ -15,4 +19,5 @@
 // after the fault.
 //
 //	MAFTIA_CLUSTER=1 go test -v -run TestNemesis ./test/cluster
+//	MAFTIA_CLUSTER=1 go test -v -run 'TestNemesis/netem|TestPacketNetFaults' ./test/cluster
 package cluster

@@ -171,6 +171,9 @@ type cluster struct {
 	replicas []*replica
 	links    map[[2]int]*proxy // (j, i), j < i: the link j dials
 	clients  int
+	// net, if set, is the routed packet network (netem_test.go): each
+	// replica in a namespace of its own, no proxies.
+	net *packetNet
 }
 
 // freeBase finds a block of free ports: base+i (member mesh address),
@@ -222,19 +225,28 @@ func freeBase(t testing.TB, n int) (base int, links map[[2]int]net.Listener) {
 
 // newCluster writes keys for n replicas (and clients) and starts them;
 // every mesh link passes through a proxy the test controls.
-// attacks[i] is replica i+1's --attack (empty: correct).
-func newCluster(t testing.TB, bin string, n, f, clients int, attacks []string) *cluster {
+// attacks[i] is replica i+1's --attack (empty: correct). With pn, the
+// replicas run in pn's namespaces instead, mesh links direct (no proxies).
+func newCluster(t testing.TB, bin string, n, f, clients int, attacks []string, pn *packetNet) *cluster {
 	t.Helper()
 	dir := t.TempDir()
-	base, lns := freeBase(t, n)
-	var hosts []string
-	for i := 1; i <= n; i++ {
-		hosts = append(hosts, fmt.Sprintf("127.0.0.1:%d", base+i))
-	}
+	var hosts, admins []string
 	c := &cluster{t: t, bin: bin, dir: dir, cfg: filepath.Join(dir, "keys", keys.ClusterFileName), clients: clients,
-		links: map[[2]int]*proxy{}}
-	for l, ln := range lns {
-		c.links[l] = newProxy(ln, hosts[l[1]-1])
+		links: map[[2]int]*proxy{}, net: pn}
+	if pn != nil {
+		for i := 1; i <= n; i++ { // one address per replica: the same ports everywhere
+			hosts = append(hosts, pn.addr(i, meshPort))
+			admins = append(admins, pn.addr(i, adminPort))
+		}
+	} else {
+		base, lns := freeBase(t, n)
+		for i := 1; i <= n; i++ {
+			hosts = append(hosts, fmt.Sprintf("127.0.0.1:%d", base+i))
+			admins = append(admins, fmt.Sprintf("127.0.0.1:%d", base+200+i))
+		}
+		for l, ln := range lns {
+			c.links[l] = newProxy(ln, hosts[l[1]-1])
+		}
 	}
 	t.Cleanup(c.shutdown)
 	out, err := exec.Command(bin, "keygen", "--n", fmt.Sprint(n), "--f", fmt.Sprint(f), "--clients", fmt.Sprint(clients),
@@ -246,7 +258,7 @@ func newCluster(t testing.TB, bin string, n, f, clients int, attacks []string) *
 		t.Fatal(err)
 	}
 	for i := 1; i <= n; i++ {
-		r := &replica{id: i, mesh: hosts[i-1], admin: fmt.Sprintf("127.0.0.1:%d", base+200+i),
+		r := &replica{id: i, mesh: hosts[i-1], admin: admins[i-1],
 			key: filepath.Join(dir, "keys", fmt.Sprintf("replica-%d.key", i)), data: filepath.Join(dir, fmt.Sprintf("data-%d", i)),
 			logPath: filepath.Join(dir, fmt.Sprintf("replica-%d.log", i))}
 		if i <= len(attacks) {
@@ -371,7 +383,11 @@ func (c *cluster) start(id int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	r.cmd = exec.Command(c.bin, args...)
+	if c.net != nil {
+		r.cmd = c.net.wrap(id, c.bin, args)
+	} else {
+		r.cmd = exec.Command(c.bin, args...)
+	}
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
 	if err := r.cmd.Start(); err != nil {
 		logf.Close()

@@ -36,6 +36,13 @@ type nemesis struct {
 	// target is the faulted correct replica, which must catch up after
 	// the heal (0: none).
 	target int
+	// packet: the scenario runs on the routed packet network
+	// (netem_test.go), each replica in a namespace of its own, and its
+	// fault is netem (set on the target's interface, or on every replica's
+	// when target is 0). Acknowledged operations are required during the
+	// fault too: it is within f, or degrades every link without cutting one.
+	packet bool
+	netem  netemSpec
 }
 
 var nemeses = []nemesis{
@@ -78,7 +85,32 @@ var nemeses = []nemesis{
 		heal:   func(c *cluster) { c.slow(4, 0) }},
 	{name: "byz-corrupt-state", rows: "6", attacks: []string{"", "", "", "corrupt-state"}},
 	{name: "byz-invalid-shares", rows: "7", attacks: []string{"", "", "", "invalid-shares"}, evidence: true},
+
+	// Packet faults (netem_test.go; MAFTIA_CLUSTER_NETEM selects them).
+	{name: "netem-loss", rows: "3", packet: true,
+		netem: netemSpec{loss: 0.15}},
+	{name: "netem-delay-4", rows: "2", packet: true, target: 4,
+		netem: netemSpec{delay: 100 * time.Millisecond, jitter: 50 * time.Millisecond}},
+	{name: "netem-dup-reorder", rows: "3", packet: true,
+		netem: netemSpec{delay: 20 * time.Millisecond, jitter: 10 * time.Millisecond, dup: 0.05, reorder: 0.25}},
+	{name: "netem-mixed", rows: "3", packet: true,
+		netem: netemSpec{delay: 50 * time.Millisecond, jitter: 20 * time.Millisecond, loss: 0.10, dup: 0.05, reorder: 0.25}},
+	{name: "netem-isolate-4", rows: "3", packet: true, target: 4,
+		netem: netemSpec{loss: 1},
+		// Blackholed, its TCP streams stay open, so /status may still
+		// say connected: check instead that it fell behind replica 1.
+		check: func(c *cluster) error {
+			if err := c.expectDisconnected(1, 4); err != nil {
+				c.t.Logf("note: %v after the blackhole of replica 4 (streams stay open until a write times out)", err)
+			}
+			return c.expectBehind(4)
+		}},
 }
+
+// resumeBound: a replica healed from a packet fault executes a batch again
+// within this (TCP retransmission backs off to a few seconds after a
+// blackhole of a few seconds).
+const resumeBound = 10 * time.Second
 
 type row struct {
 	name                  string
@@ -88,7 +120,8 @@ type row struct {
 	lost                  int
 	evidence              string
 	catchUp               string
-	rssGrowth             int64 // largest growth of another replica's RSS during the fault
+	rssGrowth             int64  // largest growth of another replica's RSS during the fault
+	packets               string // packet scenarios: the router's counters during the fault
 	violations            int
 	elapsed               time.Duration
 }
@@ -142,6 +175,9 @@ func TestNemesis(t *testing.T) {
 	d := scenarioDuration(t)
 	var rows []row
 	for _, nm := range nemeses {
+		if nm.packet && !netemSelected(nm.name) {
+			continue
+		}
 		t.Run(nm.name, func(t *testing.T) {
 			r := runScenario(t, bin, nm, d)
 			rows = append(rows, r)
@@ -156,12 +192,23 @@ func TestNemesis(t *testing.T) {
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%-20s %6d %7d %7.1f %7.1f %7.1f %-9s %5d %-8s %-8s %7.1f %5d %8s\n", r.name, r.acked, r.unknown, r.before, r.during, r.after, r.lin, r.lost, r.evidence, r.catchUp, float64(r.rssGrowth)/(1<<20), r.violations, r.elapsed.Round(100*time.Millisecond))
 	}
+	for _, r := range rows {
+		if r.packets != "" {
+			fmt.Fprintf(&b, "%-20s during the fault: %s\n", r.name, r.packets)
+		}
+	}
 	t.Log("\n" + b.String())
 }
 
 func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	start := time.Now()
-	c := newCluster(t, bin, 4, 1, 6, nm.attacks)
+	var pn *packetNet
+	if nm.packet {
+		pn = newPacketNet(t, 4) // skips the scenario where it cannot run
+		nm.inject = func(c *cluster) { c.net.set(nm.target, nm.netem) }
+		nm.heal = func(c *cluster) { c.net.set(nm.target, netemSpec{}) }
+	}
+	c := newCluster(t, bin, 4, 1, 6, nm.attacks, pn)
 	c.waitMesh()
 	var cs []kvtest.Submitter
 	for id := 1; id <= 4; id++ {
@@ -183,6 +230,10 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	t0 := h.Elapsed()
 	time.Sleep(third)
 	t1 := h.Elapsed()
+	var pkts0 counts
+	if pn != nil {
+		pkts0 = pn.counts()
+	}
 	if nm.inject != nil {
 		nm.inject(c)
 	}
@@ -200,8 +251,36 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	}
 	t2 := h.Elapsed()
 	r := row{name: nm.name}
+	if pn != nil {
+		// The fault was in place: the router applied it to packets.
+		d := pn.counts().sub(pkts0)
+		r.packets = d.String()
+		if d.dropped+d.duplicated+d.delayed == 0 {
+			t.Errorf("netem %s: no packet was faulted (%s)", nm.netem, d)
+		}
+	}
 	for id, before := range rss0 {
 		r.rssGrowth = max(r.rssGrowth, c.rss(id)-before)
+	}
+	// Packet faults on one replica: how soon after the heal it executes
+	// again (its position moves past the one it had at the heal).
+	resumed := make(chan time.Duration, 1)
+	if pn != nil && nm.target != 0 {
+		p0, err := c.position(nm.target)
+		if err != nil {
+			t.Errorf("position of replica %d at the heal: %v", nm.target, err)
+		}
+		healed := time.Now()
+		go func() {
+			for err == nil && time.Since(healed) < resumeBound {
+				if p, e := c.position(nm.target); e == nil && p > p0 {
+					resumed <- time.Since(healed)
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			resumed <- -1
+		}()
 	}
 	if nm.heal != nil {
 		nm.heal(c)
@@ -255,6 +334,11 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	if r.rssGrowth > 256<<20 {
 		t.Errorf("a correct replica's RSS grew by %d MiB during the fault", r.rssGrowth>>20)
 	}
+	// Progress during a packet fault: it is within f or degrades every link
+	// without cutting one, so operations are still acknowledged.
+	if n, _ := h.Window(t1, t2); nm.packet && n == 0 {
+		t.Errorf("no operation acknowledged during the packet fault (netem %s)", nm.netem)
+	}
 	// Progress after the fault is healed (liveness after restart/heal).
 	if n, _ := h.Window(t2, t3); n == 0 {
 		t.Errorf("no operation acknowledged after the fault was healed")
@@ -265,6 +349,27 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	r.elapsed = time.Since(start)
 	t.Logf("%s: %d acked, %d unknown, %.1f/%.1f/%.1f ops/s before/during/after, porcupine %s, %d lost acknowledged writes, evidence %s",
 		nm.name, r.acked, r.unknown, r.before, r.during, r.after, r.lin, r.lost, r.evidence)
+	if pn != nil {
+		// How soon after the heal the first operation was acknowledged
+		// (the bound checked above is the after third, d/3).
+		first := "none"
+		for x := 100 * time.Millisecond; t2+x <= t3+100*time.Millisecond; x += 100 * time.Millisecond {
+			if n, _ := h.Window(t2, t2+x); n > 0 {
+				first = "< " + x.String()
+				break
+			}
+		}
+		r.packets += ", first ack after the heal " + first
+		if nm.target != 0 {
+			if d := <-resumed; d < 0 {
+				t.Errorf("replica %d did not execute a batch within %v of the heal", nm.target, resumeBound)
+				r.packets += fmt.Sprintf(", replica %d not executing again within %v", nm.target, resumeBound)
+			} else {
+				r.packets += fmt.Sprintf(", replica %d executing again %v after the heal", nm.target, d.Round(100*time.Millisecond))
+			}
+		}
+		t.Logf("%s: netem %s during the fault: %s", nm.name, nm.netem, r.packets)
+	}
 	return r
 }
 
@@ -361,11 +466,31 @@ func catchUp(t *testing.T, c *cluster, id int, s kvtest.Submitter) string {
 
 // TestMain removes the binary maftiaBinary built.
 func TestMain(m *testing.M) {
+	if addr := os.Getenv("MAFTIA_UDP_ECHO"); addr != "" {
+		os.Exit(udpEcho(addr)) // TestPacketNetFaults' peer, inside a namespace
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// expectBehind checks that replica k has executed fewer batches than
+// replica 1 (it is cut off while the others go on).
+func (c *cluster) expectBehind(k int) error {
+	pk, err := c.position(k)
+	if err != nil {
+		return err
+	}
+	p1, err := c.position(1)
+	if err != nil {
+		return err
+	}
+	if pk >= p1 {
+		return fmt.Errorf("replica %d at batch %v, not behind replica 1 at %v", k, pk, p1)
+	}
+	return nil
 }
 
 // expectDisconnected checks that replica k's transport reports each of
