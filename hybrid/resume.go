@@ -99,3 +99,31 @@ func (e *Engine) begin(out *core.Output) {
 func (e *Engine) askTime(out *core.Output) {
 	out.Request(e.root, ttcb.ServiceName, e.tag(e.cur.num, 0)|tagTime, ttcb.GetTimestamp{})
 }
+
+// Progress describes the epoch in progress (for /status and logs): its
+// number and tstart, the executions whose result is known, relayed or
+// asked for, and the decided batches still missing.
+func (e *Engine) Progress() string {
+	c := e.cur
+	if c == nil {
+		return "not started"
+	}
+	s := fmt.Sprintf("epoch %d tstart %d recovering=%v late=%v results %d/%d:", c.num, c.tstart, c.recovering, c.lateJoined, c.nresults, e.p.Group.N())
+	for i, r := range c.results {
+		switch {
+		case r == nil && c.asked != nil && c.asked[i]:
+			s += fmt.Sprintf(" %d:asked-others", i+1)
+		case r == nil && c.proposed[i]:
+			s += fmt.Sprintf(" %d:waiting", i+1)
+		case r == nil:
+			s += fmt.Sprintf(" %d:not-proposed", i+1)
+		case !r.Decided:
+			s += fmt.Sprintf(" %d:undecided", i+1)
+		case c.has[i] && c.hashes[i] == r.Value:
+			s += fmt.Sprintf(" %d:have", i+1)
+		default:
+			s += fmt.Sprintf(" %d:fetching", i+1)
+		}
+	}
+	return s
+}

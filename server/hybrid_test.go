@@ -139,7 +139,7 @@ func TestHybridLinearizableAcrossCrashRestart(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replica 2 stuck at batch %d, replica 1 at %d", p2, p1)
+			t.Fatalf("replica 2 stuck at batch %d (%s), replica 1 at %d (%s)", p2, l.Server(2).heng.Progress(), p1, l.Server(1).heng.Progress())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

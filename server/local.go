@@ -73,7 +73,7 @@ func NewLocalConfig(dir string, configuration keys.Configuration, n, f, clients 
 	}
 	if c.Hybrid != nil {
 		c.Hybrid.Start = time.Now().Add(2 * time.Second).UTC().Truncate(time.Millisecond)
-		c.Hybrid.TBA = time.Duration(f+2)*localDelta + 40*time.Millisecond // T_TBA plus an fsync
+		c.Hybrid.TBA = time.Duration(f+2)*localDelta() + 40*time.Millisecond // T_TBA plus an fsync
 		if err := l.setupTTCB(n, f); err != nil {
 			l.closeListeners()
 			return nil, err

@@ -24,10 +24,20 @@ type localTTCB struct {
 	done   chan error
 }
 
-// localDelta is the TTCB round length of a Local cluster: every replica,
+// DefaultLocalTTCBDelta is the TTCB round length of a Local cluster
+// unless NewLocalConfig's caller sets MAFTIA_TTCB_DELTA: every replica,
 // module and client shares one machine (often 2 cores), whose scheduling
-// stalls would otherwise be timing failures that withhold results.
-const localDelta = 100 * time.Millisecond
+// stalls (tens of ms, measured) would otherwise be timing failures that
+// withhold results. A real deployment's modules run Δ = 20 ms.
+const DefaultLocalTTCBDelta = 100 * time.Millisecond
+
+// localDelta reads MAFTIA_TTCB_DELTA (a Go duration) or the default.
+func localDelta() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("MAFTIA_TTCB_DELTA")); err == nil && d >= time.Millisecond {
+		return d
+	}
+	return DefaultLocalTTCBDelta
+}
 
 // setupTTCB configures one module per replica: module and entity keys,
 // pairwise control-network keys and free loopback UDP ports. Sockets live
@@ -39,6 +49,7 @@ func (l *Local) setupTTCB(n, f int) error {
 		return err
 	}
 	l.sockDir = sockDir
+	delta := localDelta()
 	peers := make([]ttcb.Peer, n)
 	for i := range peers {
 		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -70,7 +81,7 @@ func (l *Local) setupTTCB(n, f int) error {
 		}
 		cfg := ttcb.DefaultConfig()
 		cfg.ID, cfg.F, cfg.Peers, cfg.Key = id, f, peers, mkey
-		cfg.Delta = localDelta
+		cfg.Delta = delta
 		cfg.ControlKeys = map[uint32][]byte{}
 		for j := uint32(1); j <= uint32(n); j++ {
 			if j != id {
@@ -98,13 +109,11 @@ func (l *Local) StartTTCB(id uint32) error {
 	if m.cancel != nil {
 		return fmt.Errorf("server: TTCB module %d already running", id)
 	}
-	mod, err := ttcb.NewModule(m.cfg)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel, m.done = cancel, make(chan error, 1)
-	go func(done chan error) { done <- mod.Run(ctx) }(m.done)
+	// As `maftia ttcb` does: a module that failed itself on a timing
+	// failure is restarted with a new incarnation.
+	go func(done chan error) { done <- ttcb.Supervise(ctx, m.cfg, 1000, nil) }(m.done)
 	return nil
 }
 

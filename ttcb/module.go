@@ -867,3 +867,31 @@ func (m *Module) compact(live map[ExecKey]*wire.TTCBRecord, peers map[uint32]uin
 	}
 	return m.state.rewrite(recs)
 }
+
+// Supervise runs a module with cfg until ctx ends, restarting it with a
+// new incarnation after it failed itself on a timing failure (crash-only
+// recovery), at most maxRestarts times. started, if set, is called with
+// each incarnation before it runs. Any other error ends it.
+func Supervise(ctx context.Context, cfg Config, maxRestarts int, started func(*Module)) error {
+	for restarts := 0; ; restarts++ {
+		m, err := NewModule(cfg)
+		if err != nil {
+			return err
+		}
+		if started != nil {
+			started(m)
+		}
+		err = m.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, ErrTimingFailure) || restarts >= maxRestarts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(cfg.Delta):
+		}
+	}
+}

@@ -16,10 +16,12 @@ import (
 
 	"github.com/maftia/maftia/client"
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/server"
 )
 
 type demoOptions struct {
+	config    string
 	attack    string
 	byzantine uint32
 	clients   int
@@ -50,9 +52,14 @@ the service keeps answering correctly, and the attack is detected:
   silent          the replica sends nothing; not provable, but the service
                   answers from the other three
 
+With --config hybrid the same service runs on 3 replicas (f=1), ordered by
+the hybrid engine on top of 3 TTCB modules (one per replica, on a loopback
+control network); invalid-shares and equivocate then forge the Byzantine
+replica's batch proposals, which correct replicas refuse and report.
+
 It ends with a summary (operations, throughput, latency p50/p99, faults
 detected) and exits 0 if every check passed.`,
-		Example: "  go run ./cmd/maftia demo\n  go run ./cmd/maftia demo --attack silent",
+		Example: "  go run ./cmd/maftia demo\n  go run ./cmd/maftia demo --attack silent\n  go run ./cmd/maftia demo --config hybrid",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -62,7 +69,8 @@ detected) and exits 0 if every check passed.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.attack, "attack", "invalid-shares", "Byzantine behaviour of the faulty replica: invalid-shares, equivocate, corrupt-state or silent")
-	f.Uint32Var(&o.byzantine, "byzantine", 4, "which replica turns Byzantine")
+	f.StringVar(&o.config, "config", "async", "async (n=4: atomic broadcast with a threshold coin) or hybrid (n=3: TTCB block agreement, one TTCB module per replica)")
+	f.Uint32Var(&o.byzantine, "byzantine", 0, "which replica turns Byzantine (default: the last)")
 	f.IntVar(&o.clients, "clients", 16, "concurrent clients")
 	f.DurationVar(&o.phase, "phase", 6*time.Second, "duration of each workload phase")
 	f.IntVar(&o.payload, "payload", 64, "value size, bytes")
@@ -79,8 +87,15 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) error {
 	if attack == server.AttackNone {
 		return errors.New("--attack: choose one of invalid-shares, equivocate, corrupt-state, silent")
 	}
-	if o.byzantine < 1 || o.byzantine > 4 {
-		return fmt.Errorf("--byzantine %d: want 1..4", o.byzantine)
+	cfg, n, err := demoConfiguration(o.config)
+	if err != nil {
+		return err
+	}
+	if o.byzantine == 0 {
+		o.byzantine = uint32(n)
+	}
+	if o.byzantine < 1 || int(o.byzantine) > n {
+		return fmt.Errorf("--byzantine %d: want 1..%d", o.byzantine, n)
 	}
 	if o.clients < 1 || o.clients > 64 {
 		return fmt.Errorf("--clients %d: want 1..64", o.clients)
@@ -95,8 +110,12 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(w, "maftia demo: intrusion-tolerant key-value store, n=4 replicas, f=1 (async: atomic broadcast + threshold coin)\n")
-	l, stop, err := localCluster(dir, o.clients, log, nil)
+	if cfg == keys.Hybrid {
+		fmt.Fprintf(w, "maftia demo: intrusion-tolerant key-value store, n=3 replicas, f=1 (hybrid: TTCB wormhole block agreement, 3 TTCB modules)\n")
+	} else {
+		fmt.Fprintf(w, "maftia demo: intrusion-tolerant key-value store, n=4 replicas, f=1 (async: atomic broadcast + threshold coin)\n")
+	}
+	l, stop, err := localClusterConfig(dir, cfg, o.clients, log, nil)
 	if err != nil {
 		return err
 	}
@@ -184,6 +203,27 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) error {
 // keys in dir, or in a new temporary directory if dir is "" (removed by
 // stop). tune, if non-nil, adjusts the cluster before it starts.
 func localCluster(dir string, clients int, log *slog.Logger, tune func(*server.Local)) (l *server.Local, stop func(), err error) {
+	return localClusterConfig(dir, keys.Async, clients, log, tune)
+}
+
+// demoConfiguration maps --config to the configuration and its n (f = 1).
+func demoConfiguration(s string) (keys.Configuration, int, error) {
+	switch keys.Configuration(s) {
+	case keys.Async:
+		return keys.Async, 4, nil
+	case keys.Hybrid:
+		return keys.Hybrid, 3, nil
+	}
+	return "", 0, fmt.Errorf("--config %q: want async or hybrid", s)
+}
+
+// localClusterConfig is localCluster for either configuration: 4
+// replicas for async, 3 replicas and 3 TTCB modules for hybrid (f = 1).
+func localClusterConfig(dir string, cfg keys.Configuration, clients int, log *slog.Logger, tune func(*server.Local)) (l *server.Local, stop func(), err error) {
+	_, n, err := demoConfiguration(string(cfg))
+	if err != nil {
+		return nil, nil, err
+	}
 	tmp := ""
 	if dir == "" {
 		if tmp, err = os.MkdirTemp("", "maftia-"); err != nil {
@@ -196,7 +236,7 @@ func localCluster(dir string, clients int, log *slog.Logger, tune func(*server.L
 			os.RemoveAll(tmp)
 		}
 	}
-	if l, err = server.NewLocal(dir, 4, 1, clients, log); err != nil {
+	if l, err = server.NewLocalConfig(dir, cfg, n, 1, clients, log); err != nil {
 		cleanup()
 		return nil, nil, err
 	}

@@ -46,6 +46,8 @@ type nodeOptions struct {
 	listen, clientListen string
 	// peerAddrs are ID=HOST:PORT overrides of the addresses dialled.
 	peerAddrs []string
+	// The hybrid configuration: this host's TTCB module.
+	ttcbSocket, ttcbModuleKey, ttcbEntityKey string
 }
 
 func newNodeCmd() *cobra.Command {
@@ -70,7 +72,12 @@ broadcast number <seq>. Values to broadcast come from POST /broadcast on the
 admin endpoint, from standard input (--stdin, one per line) or from a timer
 (--every). Every delivery is printed to standard output as a JSON line
 {"instance","sender","value"}; logs go to standard error.
-The admin endpoint also serves /metrics, /healthz and /status.`,
+The admin endpoint also serves /metrics, /healthz and /status.
+
+A cluster file with configuration: hybrid (n ≥ 2f+1) runs the same service
+ordered by the hybrid engine instead: agreement on each epoch's batches is
+the TTCB's trusted block agreement, reached through this host's TTCB module
+(--ttcb-socket, --ttcb-module-key, --ttcb-entity-key; see maftia ttcb).`,
 		Example: "  maftia node --config cluster.yaml --key replica-1.key --admin 127.0.0.1:8001",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -94,6 +101,9 @@ The admin endpoint also serves /metrics, /healthz and /status.`,
 	f.StringVar(&o.listen, "listen", "", "bind the mesh here instead of the member address in --config (kv service), e.g. 0.0.0.0:7000")
 	f.StringArrayVar(&o.peerAddrs, "peer-addr", nil, "ID=HOST:PORT: dial member ID at this address instead of the cluster file's (NAT, split networks; repeatable; kv service)")
 	f.StringVar(&o.clientListen, "client-listen", "", "bind the client endpoint here instead of the member address's port + 1000 (kv service)")
+	f.StringVar(&o.ttcbSocket, "ttcb-socket", "", "hybrid clusters: Unix socket of this host's TTCB module (maftia ttcb)")
+	f.StringVar(&o.ttcbModuleKey, "ttcb-module-key", "", "hybrid clusters: the module's Ed25519 public key, hex or a file holding it (pinned)")
+	f.StringVar(&o.ttcbEntityKey, "ttcb-entity-key", "", "hybrid clusters: this replica's entity key file, registered at the module (maftia ttcb keygen)")
 	cmd.MarkFlagRequired("config")
 	cmd.MarkFlagRequired("key")
 	return cmd
@@ -205,7 +215,7 @@ func runNode(ctx context.Context, o nodeOptions, stdin io.Reader, stdout, stderr
 	}
 	defer priv.Zeroize()
 	if cluster.Configuration != keys.Async {
-		return fmt.Errorf("%s: configuration %q: maftia node runs the async stack only", o.config, cluster.Configuration)
+		return fmt.Errorf("%s: configuration %q: --service rbc runs on async clusters only", o.config, cluster.Configuration)
 	}
 	g, err := core.NewGroup(cluster.N, cluster.F, core.Async)
 	if err != nil {

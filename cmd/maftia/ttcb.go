@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -138,26 +137,10 @@ on a corrupt or rolled-back state file it exits with an error.`,
 // superviseTTCB runs the module and restarts it after a timing failure
 // (crash-only recovery: a new incarnation rejoins).
 func superviseTTCB(ctx context.Context, cfg ttcb.Config, maxRestarts int) error {
-	for restarts := 0; ; restarts++ {
-		m, err := ttcb.NewModule(cfg)
-		if err != nil {
-			return err
-		}
+	return ttcb.Supervise(ctx, cfg, maxRestarts, func(m *ttcb.Module) {
 		fmt.Fprintf(os.Stderr, "ttcb module %d ready: socket=%s incarnation=%d public_key=%x\n",
 			cfg.ID, cfg.Socket, m.Incarnation(), []byte(m.PublicKey()))
-		err = m.Run(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if !errors.Is(err, ttcb.ErrTimingFailure) || restarts >= maxRestarts {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(cfg.Delta):
-		}
-	}
+	})
 }
 
 func newTTCBKeygenCmd() *cobra.Command {
