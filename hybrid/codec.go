@@ -60,6 +60,7 @@ type Message struct {
 	ProposedOK, ProposedAny uint64
 	Module                  uint32 // attesting TTCB module (0: unattested)
 	Signature               []byte // 64 bytes when Module ≠ 0
+	Withheld                bool   // RESULT: the module's attested withholding
 }
 
 // Limits bound what Decode accepts.
@@ -74,7 +75,7 @@ type Limits struct {
 func Encode(m *Message) []byte {
 	return wire.Marshal(&wire.Hybrid{Kind: wire.Hybrid_Kind(m.Kind), Value: m.Value, Epoch: m.Epoch,
 		Owner: uint32(m.Owner), Requests: m.Requests, Decided: m.Decided, ProposedOk: m.ProposedOK, ProposedAny: m.ProposedAny,
-		Module: m.Module, Signature: m.Signature})
+		Module: m.Module, Signature: m.Signature, Withheld: m.Withheld})
 }
 
 func malformed(format string, args ...any) error {
@@ -94,8 +95,8 @@ func Decode(b []byte, lim Limits) (*Message, error) {
 		return nil, malformed("unknown kind %d", w.Kind)
 	}
 	m := &Message{Kind: Kind(w.Kind), Value: w.Value, Epoch: w.Epoch, Owner: core.NodeID(w.Owner), Requests: w.Requests,
-		Decided: w.Decided, ProposedOK: w.ProposedOk, ProposedAny: w.ProposedAny, Module: w.Module, Signature: w.Signature}
-	if m.Kind != KindResult && (m.Decided || m.ProposedOK != 0 || m.ProposedAny != 0 || m.Module != 0 || len(m.Signature) != 0) {
+		Decided: w.Decided, ProposedOK: w.ProposedOk, ProposedAny: w.ProposedAny, Module: w.Module, Signature: w.Signature, Withheld: w.Withheld}
+	if m.Kind != KindResult && (m.Decided || m.ProposedOK != 0 || m.ProposedAny != 0 || m.Module != 0 || len(m.Signature) != 0 || m.Withheld) {
 		return nil, malformed("%s with result fields", m.Kind)
 	}
 	switch m.Kind {
@@ -112,6 +113,9 @@ func Decode(b []byte, lim Limits) (*Message, error) {
 			}
 			if (m.Module == 0) != (len(m.Signature) == 0) || (m.Module != 0 && (int(m.Module) > lim.MaxN || len(m.Signature) != 64)) {
 				return nil, malformed("RESULT attestation of %d bytes by module %d", len(m.Signature), m.Module)
+			}
+			if m.Withheld && (m.Decided || m.ProposedOK != 0 || m.ProposedAny != 0 || m.Module == 0) {
+				return nil, malformed("withheld RESULT with result fields or without attestation")
 			}
 			full := uint64(1)<<uint(lim.MaxN) - 1
 			if m.ProposedOK&^full != 0 || m.ProposedAny&^full != 0 || m.ProposedOK&^m.ProposedAny != 0 {

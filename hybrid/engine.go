@@ -123,11 +123,14 @@ type epoch struct {
 	// asked[j] once asked; votes[j] maps a result to who reported it.
 	asked []bool
 	votes []map[ttcb.TBAResult]map[core.NodeID]bool
+	// withheld[j] holds the modules' attestations that they withhold the
+	// result of execution j (by module); all n: no result exists.
+	withheld []map[uint32]ttcb.TBAResult
 }
 
 // Ops counts work, for benchmarks and metrics.
 type Ops struct {
-	Epochs, WeakEpochs, Proposals, LateProposals, Fetches, Batches, Relayed uint64
+	Epochs, WeakEpochs, Proposals, LateProposals, Fetches, Batches, Relayed, AllWithheld uint64
 }
 
 // Engine is the hybrid ordering engine (n ≥ 2f+1) at one replica: a
@@ -155,6 +158,7 @@ type Engine struct {
 	// could not answer yet (epoch → asker, owner), at most Ahead epochs
 	// ahead.
 	keptRes map[uint64][]ttcb.TBAResult
+	keptWH  map[uint64][]map[uint32]ttcb.TBAResult // completed epochs' withholding attestations
 	wants   map[uint64]map[[2]core.NodeID]bool
 	resAns  map[uint64]map[[2]core.NodeID]int
 }
@@ -168,7 +172,7 @@ func New(root core.InstanceID, p Params) (*Engine, error) {
 	return &Engine{p: p, root: root, inPending: map[Digest]bool{},
 		future: map[uint64]map[core.NodeID][][]byte{}, kept: map[uint64][][][]byte{},
 		answers: map[uint64]map[[2]core.NodeID]int{},
-		keptRes: map[uint64][]ttcb.TBAResult{}, wants: map[uint64]map[[2]core.NodeID]bool{},
+		keptRes: map[uint64][]ttcb.TBAResult{}, keptWH: map[uint64][]map[uint32]ttcb.TBAResult{}, wants: map[uint64]map[[2]core.NodeID]bool{},
 		resAns: map[uint64]map[[2]core.NodeID]int{},
 		lim:    Limits{MaxValue: 0, MaxRequest: p.MaxRequest, MaxRequests: p.BatchSize, MaxN: p.Group.N()}}, nil
 }
@@ -405,6 +409,14 @@ func (e *Engine) reply(r core.ServiceReply, out *core.Output) error {
 		if kind != tagDecide {
 			return nil
 		}
+		if x.Withheld {
+			// Our module had a timing failure in this execution: keep
+			// its attestation (others may need it to conclude that no
+			// module has the result) and ask the others.
+			e.addWithheld(owner, x, out)
+			e.askResult(owner, out)
+			return nil
+		}
 		res = x
 	case ttcb.Refused:
 		if kind == tagDecide && errors.Is(x.Err, ttcb.ErrExpired) {
@@ -536,11 +548,15 @@ func (e *Engine) tryComplete(out *core.Output) {
 		res[i] = *r
 	}
 	e.keptRes[c.num] = res
+	if c.withheld != nil {
+		e.keptWH[c.num] = c.withheld
+	}
 	delete(e.wants, c.num)
 	if c.num >= e.p.Retain {
 		delete(e.kept, c.num-e.p.Retain)
 		delete(e.answers, c.num-e.p.Retain)
 		delete(e.keptRes, c.num-e.p.Retain)
+		delete(e.keptWH, c.num-e.p.Retain)
 		delete(e.resAns, c.num-e.p.Retain)
 	}
 	// The schedule: tstart_{e+1} = tstart_e + T_TBA + Window·2^weak,

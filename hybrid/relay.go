@@ -61,14 +61,55 @@ func (e *Engine) onResultQuery(from core.NodeID, num uint64, owner core.NodeID, 
 		e.answerResult(from, num, owner, *c.results[owner-1], out)
 	case e.keptRes[num] != nil:
 		e.answerResult(from, num, owner, e.keptRes[num][owner-1], out)
+	case num == c.num && c.withheld != nil && c.withheld[owner-1][uint32(e.p.Self)].Withheld:
+		// Our module withholds it too: say so (attested), and answer
+		// again should we learn the result.
+		e.answerResult(from, num, owner, c.withheld[owner-1][uint32(e.p.Self)], out)
+		e.want(from, num, owner)
 	case num >= c.num && num-c.num <= e.p.Ahead:
-		w := e.wants[num]
-		if w == nil {
-			w = map[[2]core.NodeID]bool{}
-			e.wants[num] = w
-		}
-		w[[2]core.NodeID{from, owner}] = true
+		e.want(from, num, owner)
 	}
+}
+
+func (e *Engine) want(from core.NodeID, num uint64, owner core.NodeID) {
+	w := e.wants[num]
+	if w == nil {
+		w = map[[2]core.NodeID]bool{}
+		e.wants[num] = w
+	}
+	w[[2]core.NodeID{from, owner}] = true
+}
+
+// addWithheld records a module's attestation that it withholds the result
+// of (current epoch, owner). Once all n modules have attested it, no
+// module ever answered that execution, so no replica can have used a
+// result: it counts as undecided at every correct replica that gets there
+// (and no correct replica can obtain a result instead, since none exists).
+func (e *Engine) addWithheld(owner core.NodeID, r ttcb.TBAResult, out *core.Output) {
+	c := e.cur
+	if c.withheld == nil {
+		c.withheld = make([]map[uint32]ttcb.TBAResult, e.p.Group.N())
+	}
+	if c.withheld[owner-1] == nil {
+		c.withheld[owner-1] = map[uint32]ttcb.TBAResult{}
+	}
+	c.withheld[owner-1][r.Module] = r
+	if r.Module == uint32(e.p.Self) {
+		// Those who asked before we knew get our module's attestation
+		// (and the result later, should we learn it).
+		for k := range e.wants[c.num] {
+			if k[1] == owner {
+				e.answerResult(k[0], c.num, owner, r, out)
+			}
+		}
+	}
+	if len(c.withheld[owner-1]) < e.p.Group.N() || c.results[owner-1] != nil {
+		return
+	}
+	e.ops.AllWithheld++
+	e.setResult(owner, ttcb.TBAResult{}, out)
+	e.joinLate(out)
+	e.tryComplete(out)
 }
 
 func (e *Engine) answerResult(to core.NodeID, num uint64, owner core.NodeID, res ttcb.TBAResult, out *core.Output) {
@@ -81,8 +122,27 @@ func (e *Engine) answerResult(to core.NodeID, num uint64, owner core.NodeID, res
 		return
 	}
 	a[[2]core.NodeID{to, owner}]++
+	if e.p.ModuleKeys != nil && res.Module == 0 {
+		// An undecided result concluded from every module's withholding:
+		// the proof is the n attestations.
+		wh := e.keptWH[num]
+		if num == e.cur.num {
+			wh = e.cur.withheld
+		}
+		if wh == nil || len(wh[owner-1]) < e.p.Group.N() {
+			return // nothing we can prove
+		}
+		for _, id := range e.p.Group.Members() {
+			e.answerOne(to, num, owner, wh[owner-1][uint32(id)], out)
+		}
+		return
+	}
+	e.answerOne(to, num, owner, res, out)
+}
+
+func (e *Engine) answerOne(to core.NodeID, num uint64, owner core.NodeID, res ttcb.TBAResult, out *core.Output) {
 	m := &Message{Kind: KindResult, Epoch: num, Owner: owner, Decided: res.Decided,
-		ProposedOK: uint64(res.ProposedOK), ProposedAny: uint64(res.ProposedAny), Module: res.Module}
+		ProposedOK: uint64(res.ProposedOK), ProposedAny: uint64(res.ProposedAny), Module: res.Module, Withheld: res.Withheld}
 	if res.Module != 0 {
 		m.Signature = res.Signature[:]
 	}
@@ -100,7 +160,10 @@ func (e *Engine) onResult(from core.NodeID, m *Message, out *core.Output) {
 	if m.Epoch != c.num || c.asked == nil || !c.asked[i] || c.results[i] != nil {
 		return
 	}
-	res := ttcb.TBAResult{Decided: m.Decided, ProposedOK: ttcb.Mask(m.ProposedOK), ProposedAny: ttcb.Mask(m.ProposedAny), Module: m.Module}
+	if m.Withheld && e.p.ModuleKeys == nil {
+		return // unverifiable: only attested withholding counts
+	}
+	res := ttcb.TBAResult{Decided: m.Decided, ProposedOK: ttcb.Mask(m.ProposedOK), ProposedAny: ttcb.Mask(m.ProposedAny), Module: m.Module, Withheld: m.Withheld}
 	copy(res.Value[:], m.Value)
 	copy(res.Signature[:], m.Signature)
 	if e.p.ModuleKeys != nil {
@@ -109,6 +172,10 @@ func (e *Engine) onResult(from core.NodeID, m *Message, out *core.Output) {
 		key := ttcb.ExecutionKey(rotated(e.p.Group, m.Owner), c.tstart, ttcb.DecisionMajority)
 		if m.Module == 0 || !ttcb.VerifyAttestation(e.p.ModuleKeys[m.Module-1], key, res) {
 			out.Accuse(from, core.InvalidProof, e.root, "RESULT for epoch %d owner %d without a valid TTCB attestation", m.Epoch, m.Owner)
+			return
+		}
+		if res.Withheld {
+			e.addWithheld(m.Owner, res, out)
 			return
 		}
 		e.setResult(m.Owner, res, out)

@@ -297,6 +297,10 @@ func (r *RMulticast) reply(e core.ServiceReply, out *core.Output) {
 		}
 		r.finish()
 	case ttcb.TBAResult:
+		if res.Withheld {
+			r.lose(out) // the module withholds this execution for good
+			return
+		}
 		r.result = &res
 		if r.OnOutcome != nil {
 			r.OnOutcome(RMOutcome{Decided: res.Decided, Digest: res.Value, ProposedOK: members(r.elist, res.ProposedOK)}, out)

@@ -3,6 +3,7 @@ package hybrid_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -358,4 +359,58 @@ func relayRuns(t *testing.T, size sim.Size, attest bool, seeds int, byz ...sim.B
 		}
 	}
 	return withheld
+}
+
+// When the modules of every host withhold an execution (a stall that hit
+// them all), each replica relays its module's attested withholding; with
+// all n attestations the execution counts as undecided everywhere (no
+// module answered it, so nobody used a result) and ordering goes on.
+func TestEngineSurvivesAnExecutionEveryModuleWithheld(t *testing.T) {
+	seeds := simtest.Seeds(150)
+	all := uint64(0)
+	for _, size := range []sim.Size{{N: 3, F: 1}, {N: 5, F: 2}} {
+		g := core.MustGroup(size.N, size.F, core.HybridSMR)
+		for seed := uint64(0); seed < uint64(seeds); seed++ {
+			s := suites.HybridSMR(suites.Options{TTCBAttest: true})
+			c, err := sim.NewCluster(s, g, seed, nil, os.Getenv("TRACE") != "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			suites.TTCBModel(s).SetWithhold(func(_ core.NodeID, k ttcb.ExecKey) bool { return (k[0]^byte(seed))%5 == 0 })
+			rng := rand.New(rand.NewPCG(seed, 31))
+			for i := range 1 + rng.IntN(6) {
+				req := fmt.Appendf(nil, "ok:r-%d", i)
+				for _, id := range g.Members() {
+					c.Input(id, core.Input{Instance: suites.SMRRoot, Value: req})
+				}
+			}
+			for i := 0; i < 20_000 && !s.Terminated(c); i++ {
+				if p := c.Pending(); len(p) > 0 && rng.IntN(4) > 0 {
+					c.Deliver(rng.IntN(len(p)))
+				} else {
+					c.Tick()
+				}
+			}
+			where := fmt.Sprintf("n=%d seed %d", size.N, seed)
+			if err := c.Err(); err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+			if v := s.Check(c); len(v) > 0 {
+				t.Fatalf("%s: %v", where, v)
+			}
+			if !s.Terminated(c) {
+				tr := c.Trace()
+				if len(tr) > 6000 {
+					tr = tr[len(tr)-6000:]
+				}
+				t.Log(tr)
+				t.Fatalf("%s: not every request ordered everywhere", where)
+			}
+			if len(c.Evidence()) > 0 {
+				t.Fatalf("%s: correct replica accused: %+v", where, c.Evidence()[0])
+			}
+			all++
+		}
+	}
+	t.Logf("%d schedules with executions every module withheld, 0 violations", all)
 }

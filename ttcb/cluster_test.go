@@ -262,9 +262,12 @@ func (c *cluster) agreement(ctx context.Context, elist []EntityID, lead time.Dur
 			}()
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
+			switch {
+			case err != nil:
 				errs[e] = err
-			} else {
+			case r.Withheld: // the module's attested "never answered here"
+				errs[e] = fmt.Errorf("%w: withheld (attested by module %d)", ErrUnavailable, r.Module)
+			default:
 				results[e] = r
 			}
 		})

@@ -185,7 +185,7 @@ func decodeRequest(b []byte) (uint64, any, error) {
 
 func resultToWire(r TBAResult) *wire.TTCBResult {
 	w := &wire.TTCBResult{Tag: uint64(r.Tag), Decided: r.Decided, Value: r.Value[:],
-		ProposedOk: uint64(r.ProposedOK), ProposedAny: uint64(r.ProposedAny), Module: r.Module}
+		ProposedOk: uint64(r.ProposedOK), ProposedAny: uint64(r.ProposedAny), Module: r.Module, Withheld: r.Withheld}
 	if r.Module != 0 {
 		w.Signature = r.Signature[:]
 	}
@@ -204,8 +204,10 @@ func resultFromWire(w *wire.TTCBResult) (TBAResult, error) {
 		return TBAResult{}, malformed("proposed-ok %x not within proposed-any %x", w.ProposedOk, w.ProposedAny)
 	}
 	r := TBAResult{Tag: Tag(w.Tag), Decided: w.Decided, Value: v,
-		ProposedOK: Mask(w.ProposedOk), ProposedAny: Mask(w.ProposedAny), Module: w.Module}
+		ProposedOK: Mask(w.ProposedOk), ProposedAny: Mask(w.ProposedAny), Module: w.Module, Withheld: w.Withheld}
 	switch {
+	case w.Withheld && (w.Decided || w.ProposedOk != 0 || w.ProposedAny != 0 || w.Module == 0):
+		return TBAResult{}, malformed("withheld result with result fields or without attestation")
 	case w.Module == 0 && len(w.Signature) != 0, w.Module != 0 && len(w.Signature) != 64:
 		return TBAResult{}, malformed("result attestation of %d bytes by module %d", len(w.Signature), w.Module)
 	}

@@ -81,6 +81,7 @@ type Model struct {
 	nextMeas uint64
 	rng      *rand.ChaCha8
 	keys     map[uint32]ed25519.PrivateKey
+	withhold func(to core.NodeID, k ExecKey) bool
 }
 
 // NewModel returns a model, or an error for invalid parameters.
@@ -222,8 +223,17 @@ func (m *Model) Advance(now uint64) []Reply {
 			if r, err := p.exec.resultAt(now); err != nil {
 				p.Reply.Reply.Reply = Refused{Err: err}
 			} else {
+				if m.withhold != nil && m.withhold(p.To, p.exec.key) {
+					// The module of host p.To had a timing failure in this
+					// execution: an attested withholding instead.
+					r = TBAResult{Tag: r.Tag, Withheld: true}
+				}
 				if m.p.Attest {
 					r = Attest(m.moduleKey(uint32(p.To)), uint32(p.To), p.exec.key, r)
+				} else if r.Withheld {
+					p.Reply.Reply.Reply = Refused{Err: ErrUnavailable}
+					out = append(out, p.Reply)
+					continue
 				}
 				p.Reply.Reply.Reply = r
 			}
@@ -266,3 +276,9 @@ func (m *Model) moduleKey(id uint32) ed25519.PrivateKey {
 	}
 	return k
 }
+
+// SetWithhold makes the module of host to withhold the results of the
+// executions for which f(to, key) is true, as after a timing failure of
+// its own there (fault injection for tests; attested when Attest is set,
+// else refused with ErrUnavailable).
+func (m *Model) SetWithhold(f func(to core.NodeID, k ExecKey) bool) { m.withhold = f }

@@ -802,6 +802,11 @@ func (m *Module) handleCall(c localCall) any {
 		if err != nil {
 			return Refused{Err: err}
 		}
+		if e.tainted {
+			// Withheld for good: say so, attested, so that payload
+			// protocols can tell "nobody has this result" from "not me".
+			return Attest(m.cfg.Key, m.cfg.ID, e.key, TBAResult{Tag: e.key.Tag(), Withheld: true})
+		}
 		if err := m.answerable(e, now); err != nil {
 			if errors.Is(err, ErrNotReady) {
 				return notReady{at: e.decideAt, err: err}

@@ -124,6 +124,10 @@ type TBAResult struct {
 	// own module withheld it). Zero when unattested.
 	Module    uint32
 	Signature [64]byte
+	// Withheld: the attesting module had a timing failure of its own in
+	// this execution and will never answer it (no other field is set).
+	// When every module attests this, no result exists anywhere.
+	Withheld bool
 }
 
 // AttestedBytes is what a module signs to attest r as the result of the
@@ -138,6 +142,11 @@ func AttestedBytes(k ExecKey, r TBAResult) []byte {
 	b = append(b, r.Value[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.ProposedOK))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.ProposedAny))
+	w := byte(0)
+	if r.Withheld {
+		w = 1
+	}
+	b = append(b, w)
 	return binary.BigEndian.AppendUint32(b, r.Module)
 }
 

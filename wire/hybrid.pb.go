@@ -100,6 +100,7 @@ type Hybrid struct {
 	ProposedAny   uint64                 `protobuf:"fixed64,8,opt,name=proposed_any,json=proposedAny,proto3" json:"proposed_any,omitempty"`
 	Module        uint32                 `protobuf:"varint,9,opt,name=module,proto3" json:"module,omitempty"`       // RESULT: the attesting TTCB module (0: unattested)
 	Signature     []byte                 `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"` // RESULT: its signature over ttcb.AttestedBytes
+	Withheld      bool                   `protobuf:"varint,11,opt,name=withheld,proto3" json:"withheld,omitempty"`  // RESULT: the attesting module withholds this execution for good
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -204,11 +205,18 @@ func (x *Hybrid) GetSignature() []byte {
 	return nil
 }
 
+func (x *Hybrid) GetWithheld() bool {
+	if x != nil {
+		return x.Withheld
+	}
+	return false
+}
+
 var File_hybrid_proto protoreflect.FileDescriptor
 
 const file_hybrid_proto_rawDesc = "" +
 	"\n" +
-	"\fhybrid.proto\x12\vmaftia.wire\"\xa1\x03\n" +
+	"\fhybrid.proto\x12\vmaftia.wire\"\xbd\x03\n" +
 	"\x06Hybrid\x12,\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x18.maftia.wire.Hybrid.KindR\x04kind\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x14\n" +
@@ -221,7 +229,8 @@ const file_hybrid_proto_rawDesc = "" +
 	"\fproposed_any\x18\b \x01(\x06R\vproposedAny\x12\x16\n" +
 	"\x06module\x18\t \x01(\rR\x06module\x12\x1c\n" +
 	"\tsignature\x18\n" +
-	" \x01(\fR\tsignature\"w\n" +
+	" \x01(\fR\tsignature\x12\x1a\n" +
+	"\bwithheld\x18\v \x01(\bR\bwithheld\"w\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04DATA\x10\x01\x12\x0e\n" +

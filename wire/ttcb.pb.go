@@ -900,6 +900,7 @@ type TTCBResult struct {
 	ProposedAny   uint64                 `protobuf:"varint,5,opt,name=proposed_any,json=proposedAny,proto3" json:"proposed_any,omitempty"`
 	Module        uint32                 `protobuf:"varint,6,opt,name=module,proto3" json:"module,omitempty"`      // attesting module (0: unattested)
 	Signature     []byte                 `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"` // its Ed25519 signature over ttcb.AttestedBytes
+	Withheld      bool                   `protobuf:"varint,8,opt,name=withheld,proto3" json:"withheld,omitempty"`  // the module withholds this execution for good
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -981,6 +982,13 @@ func (x *TTCBResult) GetSignature() []byte {
 		return x.Signature
 	}
 	return nil
+}
+
+func (x *TTCBResult) GetWithheld() bool {
+	if x != nil {
+		return x.Withheld
+	}
+	return false
 }
 
 type TTCBMeasure struct {
@@ -1758,7 +1766,7 @@ const file_ttcb_proto_rawDesc = "" +
 	"\x03out\";\n" +
 	"\fTTCBProposed\x12\x10\n" +
 	"\x03tag\x18\x01 \x01(\x04R\x03tag\x12\x19\n" +
-	"\bready_at\x18\x02 \x01(\x04R\areadyAt\"\xc8\x01\n" +
+	"\bready_at\x18\x02 \x01(\x04R\areadyAt\"\xe4\x01\n" +
 	"\n" +
 	"TTCBResult\x12\x10\n" +
 	"\x03tag\x18\x01 \x01(\x04R\x03tag\x12\x18\n" +
@@ -1768,7 +1776,8 @@ const file_ttcb_proto_rawDesc = "" +
 	"proposedOk\x12!\n" +
 	"\fproposed_any\x18\x05 \x01(\x04R\vproposedAny\x12\x16\n" +
 	"\x06module\x18\x06 \x01(\rR\x06module\x12\x1c\n" +
-	"\tsignature\x18\a \x01(\fR\tsignature\"v\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\x12\x1a\n" +
+	"\bwithheld\x18\b \x01(\bR\bwithheld\"v\n" +
 	"\vTTCBMeasure\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\x04R\x05start\x12\x1a\n" +

@@ -85,3 +85,12 @@ func TBAProposals(s *sim.Suite) (n uint64, ok bool) {
 	}
 	return st.calls, true
 }
+
+// TTCBModel is the TTCB model of the last run of a hybrid suite (nil for
+// other suites), for tests that inject faults into it.
+func TTCBModel(s *sim.Suite) *ttcb.Model {
+	if st, ok := s.State.(*ttcbState); ok {
+		return st.model
+	}
+	return nil
+}
