@@ -32,7 +32,9 @@ type resumeEngine struct {
 	resumed []string
 }
 
-func (e *resumeEngine) ResumeToken(seq uint64) ([]byte, error) { return fmt.Appendf(nil, "tok%d", seq), nil }
+func (e *resumeEngine) ResumeToken(seq uint64) ([]byte, error) {
+	return fmt.Appendf(nil, "tok%d", seq), nil
+}
 func (e *resumeEngine) Resume(seq uint64, token []byte) error {
 	e.resumed = append(e.resumed, fmt.Sprintf("%d:%s", seq, token))
 	e.seq = seq
