@@ -79,7 +79,7 @@ func decodeToken(b []byte, dedup uint64) (e uint64, recent map[uint64][]Digest, 
 	}
 	e, ok := u()
 	n, ok2 := u()
-	if !ok || !ok2 || n > dedup || n > uint64(len(b))/16 {
+	if !ok || !ok2 || e == ^uint64(0) || n > dedup || n > uint64(len(b))/16 {
 		return 0, nil, bad("header")
 	}
 	recent = make(map[uint64][]Digest, n)
