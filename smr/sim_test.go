@@ -67,3 +67,21 @@ func TestSimulatorCatchesUncheckedTransfer(t *testing.T) {
 	}
 	t.Logf("broken variant caught in %d of %d schedules: %s", bad, runs, first)
 }
+
+// The same with n = 7, f = 2: two Byzantine sources at once (one
+// tampering, one silent) besides the crashed replica.
+func TestStateTransferUnderSimulatorN7(t *testing.T) {
+	if testing.Short() {
+		t.Skip("n=7 schedules take seconds each")
+	}
+	runs, bad, first := xferCampaign(t, 7, 2, simtest.Seeds(2), false, func(seed uint64) map[core.NodeID]sim.Behaviour {
+		return map[core.NodeID]sim.Behaviour{
+			core.NodeID(1 + seed%3): suites.XferTamper{Mode: xferTampers[seed%3]},
+			5:                       suites.XferTamper{Mode: "silent"},
+		}
+	})
+	t.Logf("abc-xfer n=7: %d schedules, %d violations", runs, bad)
+	if bad > 0 {
+		t.Fatalf("first violation: %s", first)
+	}
+}
