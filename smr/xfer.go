@@ -29,6 +29,8 @@ import (
 //	keep ≤ 2 FETCH(seq, i) outstanding per source, for chunks not yet
 //	  requested; once all are, re-request missing chunks from other
 //	  sources (so silent sources only slow the download down)
+//	upon FETCH for a checkpoint other than my stable one: answer with my
+//	  STATUS (the requester drops me as a source, and may move on)
 //	upon CHUNK(seq, i, data) from a source asked for it: if the hash of
 //	  data is not hashes[i], accuse k and drop it as a source; else keep
 //	  it. With every chunk: install the state (certificate and digest are
@@ -287,10 +289,16 @@ func (r *Replica) refuse(k core.NodeID, kind core.EvidenceKind, out *core.Output
 func (r *Replica) onStatus(k core.NodeID, msg *wire.Transfer, out *core.Output) {
 	c := r.cp
 	x := &c.x
-	if !x.waiting[k] || x.bad[k] {
+	source := x.dl != nil && slices.Contains(x.dl.sources, k)
+	if (!x.waiting[k] && !source) || x.bad[k] {
 		return // unsolicited: never worth a verification
 	}
 	delete(x.waiting, k)
+	if source && msg.Seq != x.dl.cp.Seq {
+		// A source answering a FETCH with its current checkpoint: it no
+		// longer holds the target's state.
+		r.dropSource(k, out)
+	}
 	if msg.Seq < r.position+r.lag() || (x.dl != nil && msg.Seq < x.dl.cp.Seq) {
 		return // not worth a transfer (a lie about progress costs nothing)
 	}

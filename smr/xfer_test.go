@@ -449,3 +449,66 @@ func FuzzDecodeTransferRecord(f *testing.F) {
 		}
 	})
 }
+
+// A source that moved on to a newer checkpoint answers FETCHes for the
+// old one with its STATUS: the lagging replica drops it as a source for
+// the old target and switches to the newer checkpoint.
+func TestTransferFollowsSourceToNewerCheckpoint(t *testing.T) {
+	n := newXferNet(t, nil)
+	// Replicas 1..3 certify up to 20; replica 4 starts fetching 20 from
+	// replica 1 only (2 and 3 do not answer its probes).
+	n.tamper[2] = func(m *wire.Transfer) *wire.Transfer {
+		if m.Kind == wire.Transfer_STATUS || m.Kind == wire.Transfer_CHUNK {
+			return nil
+		}
+		return m
+	}
+	n.tamper[3] = n.tamper[2]
+	hold := func(m *wire.Transfer) *wire.Transfer {
+		if m.Kind == wire.Transfer_CHUNK {
+			return nil // replica 1 is slow: its chunks are lost
+		}
+		return m
+	}
+	n.tamper[1] = hold
+	n.lagScenario()
+	if seq, ok := n.rs[3].Transferring(); !ok || seq != 20 {
+		t.Fatalf("download %d %v", seq, ok)
+	}
+	// The others move on to 24 without telling replica 4 (no shares).
+	for id := core.NodeID(1); id <= 3; id++ {
+		n.execute(id, 24)
+	}
+	var shares []core.Send
+	var senders []core.NodeID
+	for i, s := range n.queue {
+		if s.Instance == CheckpointInstance {
+			shares, senders = append(shares, s), append(senders, n.from[i])
+		}
+	}
+	n.queue, n.from = nil, nil
+	for i, s := range shares { // certify 22 and 24 at 1..3 only
+		for id := core.NodeID(1); id <= 3; id++ {
+			var out core.Output
+			if err := n.rs[id-1].Step(core.Message{From: senders[i], Instance: s.Instance, Payload: s.Payload}, &out); err != nil {
+				t.Fatal(err)
+			}
+			n.collect(id, &out)
+		}
+	}
+	n.queue, n.from = nil, nil
+	delete(n.tamper, 1)
+	// Replica 4 asks replica 1 again for a chunk of 20 (endgame).
+	var out core.Output
+	n.rs[3].pump(&out)
+	n.rs[3].cp.x.dl.asked = map[int][]core.NodeID{}
+	n.rs[3].cp.x.dl.inflight = map[core.NodeID]int{}
+	n.rs[3].pump(&out)
+	n.collect(4, &out)
+	n.run()
+	r := n.rs[3]
+	want, _ := n.rs[0].StateDigest()
+	if got, _ := r.StateDigest(); r.Position() != 24 || got != want {
+		t.Fatalf("replica 4 at %d, want 24 with the others' state", r.Position())
+	}
+}
