@@ -59,8 +59,8 @@ func TestStateTransferUnderSimulator(t *testing.T) {
 // states without checking certificates and chunk hashes ends with another
 // state than the others when a Byzantine source tampers with chunks.
 func TestSimulatorCatchesUncheckedTransfer(t *testing.T) {
-	runs, bad, first := xferCampaign(t, 4, 1, 4, true, func(seed uint64) map[core.NodeID]sim.Behaviour {
-		return map[core.NodeID]sim.Behaviour{1: suites.XferTamper{Mode: "chunk"}}
+	runs, bad, first := xferCampaign(t, 4, 1, 8, true, func(seed uint64) map[core.NodeID]sim.Behaviour {
+		return map[core.NodeID]sim.Behaviour{core.NodeID(1 + seed%3): suites.XferTamper{Mode: "chunk"}}
 	})
 	if bad == 0 {
 		t.Fatalf("unchecked transfer not caught in %d schedules", runs)

@@ -21,8 +21,8 @@ import (
 //	upon CHECKPOINT share for seq ≥ position + lag from k (or a local
 //	  probe input): send PROBE to k (to all)
 //	upon PROBE from k: if I hold my stable checkpoint's state, send
-//	  STATUS(seq, digest, certificate, size, chunk hashes) to k, once per
-//	  stable checkpoint
+//	  STATUS(seq, digest, certificate, size, chunk hashes) to k (a few
+//	  times per stable checkpoint at most)
 //	upon STATUS from k, solicited, seq ≥ position + lag: check that the
 //	  hashes give digest and the certificate verifies (else accuse k);
 //	  make seq the download target (the highest verified), k a source
@@ -63,6 +63,11 @@ const MaxTransferMessage = 1 << 20
 // perSource is how many chunk requests may be outstanding at one source.
 const perSource = 2
 
+// statusBudget is how many STATUS messages a peer gets per checkpoint
+// (it may restart, or probe again after dropping faulty sources; a
+// flood of PROBEs is not answered beyond this).
+const statusBudget = 4
+
 // TransferStats count state-transfer work (for metrics and tests).
 type TransferStats struct {
 	Probes, Verified, Transfers, ChunksFetched, ChunksServed, Refused uint64
@@ -73,7 +78,8 @@ type xfer struct {
 	waiting  map[core.NodeID]bool   // probes not yet answered
 	bad      map[core.NodeID]bool   // peers that served provably wrong data
 	verified Checkpoint             // highest certificate verified
-	answered map[core.NodeID]uint64 // stable seq whose STATUS we sent the peer
+	answered map[core.NodeID]uint64 // stable seq of the STATUS messages sent to the peer
+	statuses map[core.NodeID]int    // how many (at most statusBudget)
 	servedAt map[core.NodeID]uint64 // stable seq of the chunks served to the peer
 	served   map[core.NodeID]uint64 // how many
 	dl       *download
@@ -82,7 +88,7 @@ type xfer struct {
 
 func newXfer() xfer {
 	return xfer{probed: map[core.NodeID]uint64{}, waiting: map[core.NodeID]bool{}, bad: map[core.NodeID]bool{},
-		answered: map[core.NodeID]uint64{}, servedAt: map[core.NodeID]uint64{}, served: map[core.NodeID]uint64{}}
+		answered: map[core.NodeID]uint64{}, statuses: map[core.NodeID]int{}, servedAt: map[core.NodeID]uint64{}, served: map[core.NodeID]uint64{}}
 }
 
 type download struct {
@@ -228,14 +234,20 @@ func (r *Replica) onTransfer(m core.Message, out *core.Output) error {
 }
 
 // sendStatus answers a PROBE (or a FETCH for a checkpoint this replica no
-// longer holds) with its stable checkpoint, once per peer and checkpoint,
-// if it holds the checkpoint's state.
+// longer holds) with its stable checkpoint, at most statusBudget times per
+// peer and checkpoint, if it holds the checkpoint's state.
 func (r *Replica) sendStatus(to core.NodeID, out *core.Output) {
 	c := r.cp
-	if c.stableSnap == nil || c.x.answered[to] == c.stable.Seq {
+	if c.stableSnap == nil {
 		return
 	}
-	c.x.answered[to] = c.stable.Seq
+	if c.x.answered[to] != c.stable.Seq {
+		c.x.answered[to], c.x.statuses[to] = c.stable.Seq, 0
+	}
+	if c.x.statuses[to] >= statusBudget {
+		return
+	}
+	c.x.statuses[to]++
 	if c.stableHashes == nil {
 		c.stableHashes = chunkHashes(c.stableSnap)
 	}
