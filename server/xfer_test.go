@@ -15,9 +15,10 @@ import (
 // TestEmptyDiskCatchesUpByStateTransfer (issue 7; ATTACKS rows 1, 9): the
 // replicas certify checkpoints and truncate their logs; replica 4 is
 // stopped, its data directory deleted, and restarted empty. It fetches the
-// latest certified state from its peers, resumes ordering after it, ends
-// with the same state digest as the others, and a second restart starts
-// from the transferred checkpoint it stored.
+// latest certified state from its peers — replica 1 serving forged
+// certificates and tampered chunks (bad-state) — resumes ordering after
+// it, ends with the same state digest as the others, and a second restart
+// starts from the transferred checkpoint it stored.
 func TestEmptyDiskCatchesUpByStateTransfer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real cluster")
@@ -26,7 +27,7 @@ func TestEmptyDiskCatchesUpByStateTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Durable, l.CheckpointEvery = true, 16
+	l.Durable, l.CheckpointEvery, l.Attacks = true, 16, map[uint32]Attack{1: AttackBadState}
 	if err := l.StartAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,8 @@ func TestEmptyDiskCatchesUpByStateTransfer(t *testing.T) {
 		}
 		put(i) // liveness needs traffic
 	}
-	t.Logf("replica 4 caught up by %d state transfer(s) to checkpoint %d, at batch %d", s4.Transfers(), s4.StableCheckpoint(), s4.Position())
+	t.Logf("replica 4 caught up by %d state transfer(s) to checkpoint %d, at batch %d; evidence against replica 1 (bad-state): %v",
+		s4.Transfers(), s4.StableCheckpoint(), s4.Position(), s4.Status().Evidence[1])
 	// Quiesce: every replica at one position, then compare the states.
 	var ss []*Server
 	for id := uint32(1); id <= 4; id++ {
