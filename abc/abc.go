@@ -154,6 +154,10 @@ type ABC struct {
 	fetchBodies map[uint64]map[Digest][][]byte
 	causal      *causal
 	ops         Ops
+	// Resume support (resume.go): the request digests each recent epoch
+	// delivered, and the epoch of each batch emitted during this Step.
+	recent  map[uint64][]Digest
+	emitted map[uint64]uint64
 }
 
 type queued struct {
@@ -173,6 +177,7 @@ func New(root core.InstanceID, p Params) (*ABC, error) {
 		delivered: map[Digest]uint64{}, outputs: map[uint64]output{}, ahead: map[core.NodeID]uint64{},
 		fetchSent: map[uint64]bool{}, fetchWants: map[core.NodeID]uint64{},
 		fetchVotes: map[uint64]map[core.NodeID]Digest{}, fetchBodies: map[uint64]map[Digest][][]byte{},
+		recent: map[uint64][]Digest{}, emitted: map[uint64]uint64{},
 	}
 	if a.causal = newCausal(p); a.causal != nil {
 		a.causal.root, a.causal.emitter, a.causal.ops = root, a.emit, &a.ops
@@ -211,6 +216,7 @@ func (a *ABC) epochInst(e uint64) core.InstanceID { return a.root.ChildN("e", e)
 
 // Step applies one event.
 func (a *ABC) Step(ev core.Event, out *core.Output) error {
+	a.forgetEmitted()
 	switch e := ev.(type) {
 	case core.Input:
 		req, ok := e.Value.([]byte)
@@ -656,14 +662,20 @@ func (a *ABC) deliver(ep *epoch, out *core.Output) (bool, error) {
 // finish records epoch e's output (from the protocol or from FETCH),
 // delivers it, and garbage-collects.
 func (a *ABC) finish(e uint64, reqs [][]byte, out *core.Output) {
+	var ds []Digest
 	for _, r := range reqs {
-		a.delivered[requestDigest(r)] = e
+		d := requestDigest(r)
+		a.delivered[d] = e
+		ds = append(ds, d)
+	}
+	if len(ds) > 0 {
+		a.recent[e] = ds
 	}
 	var shares [][]byte
 	if a.causal != nil {
 		shares = a.causal.ordered(e, reqs, out) // delivers once decrypted
 	} else if len(reqs) > 0 {
-		a.emit(reqs, out)
+		a.emit(e, reqs, out)
 	}
 	a.outputs[e] = output{requests: reqs, digest: epochDigest(e, reqs), shares: shares}
 	delete(a.epochs, e)
@@ -710,9 +722,10 @@ func (a *ABC) finish(e uint64, reqs [][]byte, out *core.Output) {
 	}
 }
 
-// emit delivers one batch of plaintext requests in order.
-func (a *ABC) emit(reqs [][]byte, out *core.Output) {
+// emit delivers one batch of plaintext requests of epoch e in order.
+func (a *ABC) emit(e uint64, reqs [][]byte, out *core.Output) {
 	a.seq++
+	a.emitted[a.seq] = e
 	out.Deliver(a.root, &wire.Batch{Seq: a.seq, Requests: reqs})
 }
 

@@ -23,7 +23,7 @@ type causal struct {
 	root    core.InstanceID
 	queue   []*decryption // ordered epochs not yet delivered, in order
 	early   map[uint64]map[core.NodeID][][]byte
-	emitter func([][]byte, *core.Output)
+	emitter func(uint64, [][]byte, *core.Output)
 	ops     *Ops
 }
 
@@ -175,7 +175,7 @@ func (c *causal) flush(out *core.Output) {
 			}
 		}
 		if len(reqs) > 0 {
-			c.emitter(reqs, out)
+			c.emitter(d.epoch, reqs, out)
 		}
 	}
 }

@@ -49,7 +49,10 @@
 //     ahead are dropped. A replica that fell behind asks FETCH(e) once f+1
 //     replicas showed they are past it and accepts f+1 identical EPOCH
 //     answers (one is from a correct replica); outputs are kept for Retain
-//     epochs, beyond which the state-transfer of package smr takes over.
+//     epochs, beyond which the state-transfer of package smr takes over:
+//     ResumeToken and Resume (resume.go, smr.Resumer) let a replica that
+//     installed a certified checkpoint continue right after its batch,
+//     with the Dedup window of delivered digests certified in the token.
 //
 // # Secure causal mode (Params.Decrypt)
 //

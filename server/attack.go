@@ -41,6 +41,14 @@ const (
 	// to half of the peers and a tampered one to the other half; the
 	// receivers of the tampered version catch it by its Merkle proof.
 	AttackEquivocate Attack = "equivocate"
+	// AttackBadState: to replicas that fetch a checkpoint from it (state
+	// transfer), the replica sends a forged certificate and tampered
+	// chunks; they check both against the cluster's Quorum key and the
+	// certified digest, record InvalidProof evidence and fetch from
+	// others. Not in Attacks: it shows only when a replica catches up by
+	// state transfer, which a demo run does not provoke
+	// (TestEmptyDiskCatchesUpByStateTransfer runs it).
+	AttackBadState Attack = "bad-state"
 )
 
 // Attacks lists the supported attacks.
@@ -130,6 +138,8 @@ func (m *byzTransport) mutate(frame []byte) []byte {
 	switch m.attack() {
 	case AttackSilent:
 		return nil
+	case AttackBadState:
+		return badState(frame, m.n)
 	case AttackInvalidShares:
 		if forged := m.forgedPropose(frame); forged != nil {
 			return forged
@@ -196,6 +206,37 @@ func (m *byzTransport) Broadcast(f []byte) {
 	if f = m.mutate(f); f != nil {
 		m.Transport.Broadcast(f)
 	}
+}
+
+// badState tampers with state-transfer answers: STATUS certificates and
+// CHUNK data get one byte flipped.
+func badState(frame []byte, n int) []byte {
+	env, err := wire.DecodeEnvelope(frame, n, wire.DefaultMaxPayload)
+	if err != nil || env.Instance != smr.TransferInstance {
+		return frame
+	}
+	msg, err := smr.DecodeTransfer(env.Payload)
+	if err != nil {
+		return frame
+	}
+	switch {
+	case msg.Kind == wire.Transfer_STATUS && len(msg.Certificate) > 0:
+		msg.Certificate = append([]byte(nil), msg.Certificate...)
+		msg.Certificate[len(msg.Certificate)-1] ^= 1
+	case msg.Kind == wire.Transfer_CHUNK && len(msg.Data) > 0:
+		msg.Data = append([]byte(nil), msg.Data...)
+		msg.Data[len(msg.Data)/2] ^= 0x40
+	default:
+		return frame
+	}
+	if env.Payload, err = proto.Marshal(msg); err != nil {
+		return frame
+	}
+	out, err := wire.EncodeEnvelope(env)
+	if err != nil {
+		return frame
+	}
+	return out
 }
 
 // corrupt changes a result so that it differs from every correct one.

@@ -111,6 +111,8 @@ type Server struct {
 	pos      atomic.Uint64
 	repliesN atomic.Uint64
 	stable   atomic.Uint64 // latest certified checkpoint
+	// transfers counts completed state transfers (xfer.go).
+	transfers atomic.Uint64
 	// truncated is the first log shard not yet deleted (stepping goroutine).
 	truncated uint64
 }
@@ -278,6 +280,9 @@ func New(cfg Config) (*Server, error) {
 		case !errors.Is(err, storage.ErrNotFound):
 			return nil, fmt.Errorf("server: read checkpoint: %w", err)
 		}
+		if err := s.restoreTransferred(); err != nil {
+			return nil, err
+		}
 		recs, err := s.pdb.Records(smr.LogInstance)
 		if err != nil {
 			return nil, fmt.Errorf("server: read executed log: %w", err)
@@ -420,6 +425,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.acceptLoop(ctx, &wg) }()
+	s.probePeers(ctx, &wg)
 	if s.adminLn != nil {
 		srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(2)
@@ -450,6 +456,7 @@ func (s *Server) adminHandler() http.Handler {
 func (s *Server) deliver(d core.Delivery) {
 	e, ok := d.Value.(smr.Executed)
 	if !ok {
+		s.deliverControl(d)
 		return
 	}
 	st := s.rep.Stats()

@@ -1,7 +1,6 @@
 package smr
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,9 +18,14 @@ import (
 // share to all. n−f matching shares combine into one signature that any
 // replica or client can check against the cluster file: at least f+1
 // correct replicas reached that state at that position. Such a certificate
-// is what a lagging replica will verify a transferred snapshot against
-// (state transfer and log truncation are not implemented yet:
-// docs/RUNTIME.md).
+// is what a lagging replica verifies a transferred state against
+// (xfer.go), and what lets the runtime truncate its log below it.
+//
+// The certified state of a checkpoint is CheckpointState(token, snapshot):
+// the ordering engine's resume token (Resumer; empty for engines without
+// one) followed by Replica.Snapshot(). Its digest is CheckpointDigest: a
+// hash over the hashes of its SnapshotChunk-sized chunks, so that a
+// replica fetching it can check every chunk as it arrives.
 
 // CheckpointDomain separates checkpoint signatures from all others.
 const CheckpointDomain = "maftia/smr/checkpoint/v1"
@@ -29,6 +33,68 @@ const CheckpointDomain = "maftia/smr/checkpoint/v1"
 // CheckpointInstance carries CHECKPOINT messages: seq (8 bytes), state
 // digest (32 bytes), the sender's Quorum-key share.
 var CheckpointInstance = core.Root("ckpt")
+
+// SnapshotChunk is the chunk size of checkpoint states: fixed, since the
+// chunking is part of the certified digest.
+const SnapshotChunk = 256 << 10
+
+// Domains of the checkpoint state digest.
+const (
+	stateDomain = "maftia/smr/state/v1"
+	chunkDomain = "maftia/smr/chunk/v1"
+)
+
+// CheckpointState is the certified state of a checkpoint: the engine's
+// resume token (length-prefixed) followed by the replica's snapshot.
+func CheckpointState(token, snapshot []byte) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(token)+len(snapshot)), uint64(len(token)))
+	return append(append(b, token...), snapshot...)
+}
+
+// splitState is the inverse of CheckpointState.
+func splitState(state []byte) (token, snapshot []byte, err error) {
+	if len(state) < 8 {
+		return nil, nil, fmt.Errorf("%w: checkpoint state of %d bytes", wire.ErrMalformed, len(state))
+	}
+	n := binary.BigEndian.Uint64(state)
+	if n > uint64(len(state)-8) {
+		return nil, nil, fmt.Errorf("%w: checkpoint state: token of %d bytes", wire.ErrMalformed, n)
+	}
+	return state[8 : 8+n], state[8+n:], nil
+}
+
+// chunkCount is the number of SnapshotChunk-sized chunks of size bytes.
+func chunkCount(size uint64) uint64 { return (size + SnapshotChunk - 1) / SnapshotChunk }
+
+// chunkHash is the hash of chunk i of a checkpoint state.
+func chunkHash(i uint64, data []byte) [32]byte {
+	return sig.Digest(chunkDomain, u64(i), data)
+}
+
+// chunkHashes hashes every chunk of state.
+func chunkHashes(state []byte) [][32]byte {
+	hs := make([][32]byte, chunkCount(uint64(len(state))))
+	for i := range hs {
+		hs[i] = chunkHash(uint64(i), state[i*SnapshotChunk:min(len(state), (i+1)*SnapshotChunk)])
+	}
+	return hs
+}
+
+// digestOfHashes is the state digest given its size and chunk hashes.
+func digestOfHashes(size uint64, hs [][32]byte) [32]byte {
+	fields := make([][]byte, 0, 2+len(hs))
+	fields = append(fields, u64(size), u64(uint64(len(hs))))
+	for i := range hs {
+		fields = append(fields, hs[i][:])
+	}
+	return sig.Digest(stateDomain, fields...)
+}
+
+// CheckpointDigest is the digest of a checkpoint state: what checkpoint
+// certificates sign.
+func CheckpointDigest(state []byte) [32]byte {
+	return digestOfHashes(uint64(len(state)), chunkHashes(state))
+}
 
 // Checkpoint is a certified state: Signature is the Quorum key's threshold
 // signature on CheckpointMessage(Seq, Digest).
@@ -65,10 +131,13 @@ type checkpoints struct {
 	shares map[uint64]map[[32]byte][]tsig.Share // seq → digest → shares
 	from   map[uint64]map[core.NodeID]bool      // seq → who sent a share
 	stable Checkpoint                           // latest certified
-	// stableSnap is stable's snapshot if this replica took it; taken is
-	// the last certified checkpoint handed to the runtime.
-	stableSnap []byte
-	taken      uint64
+	// stableSnap is stable's state if this replica took it (or fetched
+	// it), stableHashes its chunk hashes (computed when first served);
+	// taken is the last certified checkpoint handed to the runtime.
+	stableSnap   []byte
+	stableHashes [][32]byte
+	taken        uint64
+	x            xfer // state transfer (xfer.go)
 }
 
 // StableCheckpoint is the latest certified checkpoint (Seq 0: none yet).
@@ -88,11 +157,18 @@ func (r *Replica) afterBatch(seq uint64, out *core.Output) error {
 	if c == nil || seq%c.every != 0 {
 		return nil
 	}
-	snap, err := r.Snapshot()
+	app, err := r.Snapshot()
 	if err != nil {
 		return err
 	}
-	d := sha256.Sum256(snap)
+	var token []byte
+	if res, ok := r.engine.(Resumer); ok {
+		if token, err = res.ResumeToken(seq); err != nil {
+			return fmt.Errorf("smr: engine resume token at batch %d: %w", seq, err)
+		}
+	}
+	snap := CheckpointState(token, app)
+	d := CheckpointDigest(snap)
 	c.mine[seq], c.snaps[seq] = d, snap
 	for s := range c.mine { // bounded: at most 4 uncertified snapshots
 		if s+4*c.every <= seq {
@@ -126,6 +202,9 @@ func (r *Replica) onCheckpoint(m core.Message, out *core.Output) error {
 	if seq == 0 || seq%c.every != 0 {
 		out.Accuse(m.From, core.Malformed, m.Instance, "CHECKPOINT at %d, not a checkpoint position", seq)
 		return nil
+	}
+	if seq >= r.position+r.lag() {
+		r.lagging(m.From, seq, out) // state transfer may help (xfer.go)
 	}
 	if seq <= c.stable.Seq || seq > r.position+4*c.every || c.from[seq][m.From] {
 		return nil
@@ -172,7 +251,7 @@ func (r *Replica) onCheckpoint(m core.Message, out *core.Output) error {
 		return fmt.Errorf("smr: local state at batch %d has digest %x, the certified checkpoint %x", seq, mine[:8], d[:8])
 	}
 	c.stable = Checkpoint{Seq: seq, Digest: d, Signature: sigma.Marshal()}
-	c.stableSnap = c.snaps[seq] // nil if this replica has not executed seq yet
+	c.stableSnap, c.stableHashes = c.snaps[seq], nil // nil if this replica has not executed seq yet
 	rec := binary.BigEndian.AppendUint64(nil, seq)
 	rec = append(append(rec, d[:]...), c.stable.Signature...)
 	out.PersistRecord(CheckpointInstance, LogKey(seq), rec)
@@ -205,19 +284,36 @@ func (r *Replica) TakeCertified() (cp Checkpoint, snapshot []byte, ok bool) {
 	return c.stable, c.stableSnap, true
 }
 
-// RestoreCheckpoint starts a replica from a certified snapshot (its own,
-// at restart; later, one fetched from peers): the certificate must verify
-// against the Quorum key and the snapshot must have the certified digest.
-func (r *Replica) RestoreCheckpoint(cp Checkpoint, snapshot []byte) error {
+// RestoreCheckpoint starts a replica from a certified checkpoint state
+// (CheckpointState; its own, at restart, or one a state transfer
+// persisted): the certificate must verify against the Quorum key and the
+// state must have the certified digest. The engine, if it is a Resumer,
+// resumes right after the checkpoint.
+func (r *Replica) RestoreCheckpoint(cp Checkpoint, state []byte) error {
+	if err := r.install(cp, state, true); err != nil {
+		return err
+	}
+	r.cp.taken = cp.Seq
+	return nil
+}
+
+// install verifies and installs a certified checkpoint state.
+func (r *Replica) install(cp Checkpoint, state []byte, verify bool) error {
 	c := r.cp
 	if c == nil {
 		return errors.New("smr: checkpoints are disabled")
 	}
-	if err := VerifyCheckpoint(c.pk, cp); err != nil {
-		return fmt.Errorf("smr: checkpoint %d: certificate: %w", cp.Seq, err)
+	if verify {
+		if err := VerifyCheckpoint(c.pk, cp); err != nil {
+			return fmt.Errorf("smr: checkpoint %d: certificate: %w", cp.Seq, err)
+		}
+		if CheckpointDigest(state) != cp.Digest {
+			return fmt.Errorf("smr: %w: checkpoint %d: state does not match the certified digest", wire.ErrMalformed, cp.Seq)
+		}
 	}
-	if sha256.Sum256(snapshot) != cp.Digest {
-		return fmt.Errorf("smr: %w: checkpoint %d: snapshot does not match the certified digest", wire.ErrMalformed, cp.Seq)
+	token, snapshot, err := splitState(state)
+	if err != nil {
+		return err
 	}
 	if err := r.Restore(snapshot); err != nil {
 		return err
@@ -225,7 +321,24 @@ func (r *Replica) RestoreCheckpoint(cp Checkpoint, snapshot []byte) error {
 	if r.position != cp.Seq {
 		return fmt.Errorf("smr: %w: checkpoint %d holds a snapshot at batch %d", wire.ErrMalformed, cp.Seq, r.position)
 	}
-	c.stable, c.taken = cp, cp.Seq
+	if res, ok := r.engine.(Resumer); ok {
+		if err := res.Resume(cp.Seq, token); err != nil {
+			return fmt.Errorf("smr: engine resume at checkpoint %d: %w", cp.Seq, err)
+		}
+	}
+	c.stable, c.stableSnap, c.stableHashes = cp, state, nil
+	for s := range c.from {
+		if s <= cp.Seq {
+			delete(c.from, s)
+			delete(c.shares, s)
+		}
+	}
+	for s := range c.mine {
+		if s <= cp.Seq {
+			delete(c.mine, s)
+			delete(c.snaps, s)
+		}
+	}
 	return nil
 }
 

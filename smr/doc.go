@@ -25,6 +25,26 @@
 //   - the client accepts a result once f+1 replicas sent matching signed
 //     replies: at least one of them is correct.
 //
+// Checkpoints and state transfer (checkpoint.go, xfer.go): every
+// CheckpointEvery batches the replicas certify (seq, digest) of their
+// checkpoint state — the engine's resume token followed by Snapshot() —
+// with the Quorum key (threshold n−f, so f+1 correct signers). A replica
+// at least TransferLag batches behind a certified checkpoint fetches that
+// state from peers in SnapshotChunk-sized chunks and installs it; the
+// engine, if it implements Resumer, continues right after it. Guarantee:
+// a replica installs only a state that f+1 correct replicas reached at
+// that position (certificate checked against the cluster's Quorum key,
+// every chunk against hashes bound by the certified digest), so agreement
+// and exactly-once execution carry across the jump; this needs only the
+// threshold-signature assumption, not any peer. Liveness of a transfer
+// needs one correct replica that holds the target state (at most f
+// faulty sources are each accused and dropped after one wrong answer, and
+// silent ones are bypassed by re-requesting their chunks elsewhere), and
+// a replica that lags without restarting learns of checkpoints only from
+// new checkpoint shares (progress of the others). Memory: one state of at
+// most MaxSnapshot bytes, whose size is certified before it is allocated.
+//
 // The Replica is a protocol core (package core): it never does I/O; replies
-// leave as deliveries (Executed) that the runtime signs and sends.
+// leave as deliveries (Executed, and Transferred after a state transfer)
+// that the runtime handles.
 package smr

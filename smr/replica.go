@@ -54,6 +54,19 @@ type Params struct {
 	CheckpointEvery uint64
 	Quorum          *tsig.PublicKey
 	QuorumKey       *tsig.SecretShare
+	// TransferLag is how many batches a certified checkpoint must be
+	// ahead of this replica before it fetches the checkpoint's state
+	// instead of waiting for the engine to catch up (state transfer,
+	// xfer.go); 0: CheckpointEvery. MaxSnapshot bounds the state it
+	// accepts, in bytes (0: 256 MiB); the whole state is held in memory.
+	TransferLag uint64
+	MaxSnapshot uint64
+
+	// UnsafeSkipTransferChecks installs transferred states without
+	// checking certificates and chunk hashes. It exists only for the
+	// deliberately broken variant the tests must catch; production code
+	// leaves it false.
+	UnsafeSkipTransferChecks bool
 }
 
 // DefaultParams returns parameters with a 64 KiB request bound.
@@ -109,7 +122,7 @@ func NewReplica(p Params, engine core.Protocol, fsm FSM) (*Replica, error) {
 	r := &Replica{p: p, engine: engine, fsm: fsm, sessions: map[uint64]*session{}}
 	if p.CheckpointEvery > 0 {
 		r.cp = &checkpoints{every: p.CheckpointEvery, pk: p.Quorum, key: p.QuorumKey, mine: map[uint64][32]byte{}, snaps: map[uint64][]byte{},
-			shares: map[uint64]map[[32]byte][]tsig.Share{}, from: map[uint64]map[core.NodeID]bool{}}
+			shares: map[uint64]map[[32]byte][]tsig.Share{}, from: map[uint64]map[core.NodeID]bool{}, x: newXfer()}
 	}
 	return r, nil
 }
@@ -155,8 +168,15 @@ func (r *Replica) Step(ev core.Event, out *core.Output) error {
 		r.submit(req, out)
 		return nil
 	}
+	if in, ok := ev.(core.Input); ok && in.Instance == TransferInstance {
+		r.probe(out)
+		return nil
+	}
 	if m, ok := ev.(core.Message); ok && m.Instance == CheckpointInstance {
 		return r.onCheckpoint(m, out)
+	}
+	if m, ok := ev.(core.Message); ok && m.Instance == TransferInstance {
+		return r.onTransfer(m, out)
 	}
 	r.scratch.Reset()
 	if err := r.engine.Step(ev, &r.scratch); err != nil {
@@ -216,6 +236,7 @@ func (r *Replica) absorb(out *core.Output) error {
 			return err
 		}
 	}
+	r.caughtUp()
 	return nil
 }
 

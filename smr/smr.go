@@ -53,3 +53,32 @@ type Executed struct {
 
 // Batch is re-exported for engines.
 type Batch = wire.Batch
+
+// Resumer is an optional extension of the Engine contract for state
+// transfer (docs/adr/0005-state-transfer.md). An engine that implements it
+// can skip ahead: after a replica installs a certified checkpoint at batch
+// seq, the engine continues with batch seq+1 instead of catching up batch
+// by batch from where it was (which may be impossible once the other
+// replicas have discarded what it would need). An engine without it still
+// works: the Replica skips the batches at or below its position, so the
+// engine must then catch up on its own.
+type Resumer interface {
+	// ResumeToken returns what the engine needs to continue right after
+	// batch seq. It is called during the Step in which the engine
+	// delivered seq, for checkpoint positions only, and must be a
+	// deterministic function of the agreed batches (every correct replica
+	// returns the same bytes): it is part of the certified checkpoint.
+	ResumeToken(seq uint64) ([]byte, error)
+	// Resume makes the engine continue right after batch seq, given the
+	// token of a certified checkpoint. An error means a local invariant
+	// broke (the replica halts).
+	Resume(seq uint64, token []byte) error
+}
+
+// Transferred is what the Replica delivers once it installed a certified
+// checkpoint fetched from its peers: the runtime stores it durably
+// (TakeCertified, storage.SaveCheckpoint) and may then delete the
+// transfer record (TransferInstance) and the log below it.
+type Transferred struct {
+	Checkpoint Checkpoint
+}

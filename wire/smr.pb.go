@@ -21,6 +21,69 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Transfer_Kind int32
+
+const (
+	Transfer_KIND_UNSPECIFIED Transfer_Kind = 0
+	// PROBE: "send me your latest certified checkpoint" (no fields).
+	Transfer_PROBE Transfer_Kind = 1
+	// STATUS(seq, digest, certificate, size, hashes): the sender's latest
+	// certified checkpoint with the state it holds for it: size bytes in
+	// chunks of smr.SnapshotChunk, hashes[i] the hash of chunk i; digest is
+	// the hash of (size, hashes) and certificate the Quorum key's
+	// threshold signature on (seq, digest).
+	Transfer_STATUS Transfer_Kind = 2
+	// FETCH(seq, index): ask for chunk index of checkpoint seq's state.
+	Transfer_FETCH Transfer_Kind = 3
+	// CHUNK(seq, index, data): that chunk.
+	Transfer_CHUNK Transfer_Kind = 4
+)
+
+// Enum value maps for Transfer_Kind.
+var (
+	Transfer_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "PROBE",
+		2: "STATUS",
+		3: "FETCH",
+		4: "CHUNK",
+	}
+	Transfer_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"PROBE":            1,
+		"STATUS":           2,
+		"FETCH":            3,
+		"CHUNK":            4,
+	}
+)
+
+func (x Transfer_Kind) Enum() *Transfer_Kind {
+	p := new(Transfer_Kind)
+	*p = x
+	return p
+}
+
+func (x Transfer_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Transfer_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_smr_proto_enumTypes[0].Descriptor()
+}
+
+func (Transfer_Kind) Type() protoreflect.EnumType {
+	return &file_smr_proto_enumTypes[0]
+}
+
+func (x Transfer_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Transfer_Kind.Descriptor instead.
+func (Transfer_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_smr_proto_rawDescGZIP(), []int{3, 0}
+}
+
 // ClientRequest is one operation of a client on the replicated service.
 // The signature is the client's Ed25519 signature over
 // sig.Encode("maftia/smr/request/v1", cluster, client, seq, op); replicas
@@ -238,6 +301,110 @@ func (x *Batch) GetRequests() [][]byte {
 	return nil
 }
 
+// Transfer is a message of smr's state transfer, on instance "ckpt/xfer":
+// a replica that lags behind a certified checkpoint fetches the checkpoint's
+// state from the replicas that hold it, chunk by chunk, and verifies every
+// chunk against the certificate (package smr, xfer.go).
+type Transfer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          Transfer_Kind          `protobuf:"varint,1,opt,name=kind,proto3,enum=maftia.wire.Transfer_Kind" json:"kind,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	Certificate   []byte                 `protobuf:"bytes,4,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Size          uint64                 `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	Hashes        [][]byte               `protobuf:"bytes,6,rep,name=hashes,proto3" json:"hashes,omitempty"`
+	Index         uint32                 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	Data          []byte                 `protobuf:"bytes,8,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Transfer) Reset() {
+	*x = Transfer{}
+	mi := &file_smr_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Transfer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Transfer) ProtoMessage() {}
+
+func (x *Transfer) ProtoReflect() protoreflect.Message {
+	mi := &file_smr_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Transfer.ProtoReflect.Descriptor instead.
+func (*Transfer) Descriptor() ([]byte, []int) {
+	return file_smr_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Transfer) GetKind() Transfer_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return Transfer_KIND_UNSPECIFIED
+}
+
+func (x *Transfer) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Transfer) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *Transfer) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *Transfer) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Transfer) GetHashes() [][]byte {
+	if x != nil {
+		return x.Hashes
+	}
+	return nil
+}
+
+func (x *Transfer) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Transfer) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_smr_proto protoreflect.FileDescriptor
 
 const file_smr_proto_rawDesc = "" +
@@ -257,7 +424,23 @@ const file_smr_proto_rawDesc = "" +
 	"\tsignature\x18\x06 \x01(\fR\tsignature\"5\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1a\n" +
-	"\brequests\x18\x02 \x03(\fR\brequestsB\x1fZ\x1dgithub.com/maftia/maftia/wireb\x06proto3"
+	"\brequests\x18\x02 \x03(\fR\brequests\"\xa7\x02\n" +
+	"\bTransfer\x12.\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1a.maftia.wire.Transfer.KindR\x04kind\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\fR\x06digest\x12 \n" +
+	"\vcertificate\x18\x04 \x01(\fR\vcertificate\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06hashes\x18\x06 \x03(\fR\x06hashes\x12\x14\n" +
+	"\x05index\x18\a \x01(\rR\x05index\x12\x12\n" +
+	"\x04data\x18\b \x01(\fR\x04data\"I\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\t\n" +
+	"\x05PROBE\x10\x01\x12\n" +
+	"\n" +
+	"\x06STATUS\x10\x02\x12\t\n" +
+	"\x05FETCH\x10\x03\x12\t\n" +
+	"\x05CHUNK\x10\x04B\x1fZ\x1dgithub.com/maftia/maftia/wireb\x06proto3"
 
 var (
 	file_smr_proto_rawDescOnce sync.Once
@@ -271,18 +454,22 @@ func file_smr_proto_rawDescGZIP() []byte {
 	return file_smr_proto_rawDescData
 }
 
-var file_smr_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_smr_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_smr_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_smr_proto_goTypes = []any{
-	(*ClientRequest)(nil), // 0: maftia.wire.ClientRequest
-	(*Reply)(nil),         // 1: maftia.wire.Reply
-	(*Batch)(nil),         // 2: maftia.wire.Batch
+	(Transfer_Kind)(0),    // 0: maftia.wire.Transfer.Kind
+	(*ClientRequest)(nil), // 1: maftia.wire.ClientRequest
+	(*Reply)(nil),         // 2: maftia.wire.Reply
+	(*Batch)(nil),         // 3: maftia.wire.Batch
+	(*Transfer)(nil),      // 4: maftia.wire.Transfer
 }
 var file_smr_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0, // 0: maftia.wire.Transfer.kind:type_name -> maftia.wire.Transfer.Kind
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_smr_proto_init() }
@@ -295,13 +482,14 @@ func file_smr_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_smr_proto_rawDesc), len(file_smr_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   3,
+			NumEnums:      1,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_smr_proto_goTypes,
 		DependencyIndexes: file_smr_proto_depIdxs,
+		EnumInfos:         file_smr_proto_enumTypes,
 		MessageInfos:      file_smr_proto_msgTypes,
 	}.Build()
 	File_smr_proto = out.File
