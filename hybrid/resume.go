@@ -127,3 +127,34 @@ func (e *Engine) Progress() string {
 	}
 	return s
 }
+
+// ResumeToken implements smr.Resumer: the resume point right after batch
+// seq, which this engine delivered in the current step (the next epoch
+// has started). It depends only on agreed results, so every correct
+// replica returns the same bytes.
+func (e *Engine) ResumeToken(seq uint64) ([]byte, error) {
+	if e.cur == nil || seq != e.seq {
+		return nil, fmt.Errorf("hybrid: resume token for batch %d, last delivered %d", seq, e.seq)
+	}
+	return Resume{Epoch: e.cur.num, TStart: e.cur.tstart, Weak: e.weak, Seq: e.seq}.encode(), nil
+}
+
+// Resume implements smr.Resumer: continue right after batch seq, at the
+// epoch of a certified checkpoint's token (state transfer). The engine
+// joins that epoch as a restarted replica does (it proposes nothing of
+// its own there) at its next event. A token behind the engine is ignored.
+func (e *Engine) Resume(seq uint64, token []byte) error {
+	r, err := decodeResume(token)
+	if err != nil {
+		return err
+	}
+	if r.Seq != seq {
+		return fmt.Errorf("hybrid: resume token for batch %d given for %d", r.Seq, seq)
+	}
+	if (e.cur != nil && r.Epoch <= e.cur.num) || seq <= e.seq {
+		return nil
+	}
+	e.cur, e.resume = nil, &r
+	e.future = map[uint64]map[core.NodeID][][]byte{}
+	return nil
+}
