@@ -28,6 +28,7 @@ func newBenchCmd() *cobra.Command {
 		batch            int
 		cpuProfile       string
 		verbose          bool
+		configuration    string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -49,6 +50,7 @@ cluster (--config cluster.yaml --keys DIR holding client-<id>.key files).`,
 			var cluster *keys.Cluster
 			var cks []*keys.ClientPrivate
 			where := "local 4-replica cluster in this process"
+			var local *server.Local
 			if config != "" {
 				var err error
 				if cluster, err = keys.LoadCluster(config); err != nil {
@@ -69,12 +71,22 @@ cluster (--config cluster.yaml --keys DIR holding client-<id>.key files).`,
 				}
 				where = config
 			} else {
-				l, stopCluster, err := localCluster("", clients, benchLogger(verbose), func(l *server.Local) { l.BatchSize = batch })
+				cfg, _, err := demoConfiguration(configuration)
+				if err != nil {
+					return err
+				}
+				l, stopCluster, err := localClusterConfig("", cfg, clients, benchLogger(verbose), func(l *server.Local) { l.BatchSize = batch })
 				if err != nil {
 					return err
 				}
 				defer stopCluster()
-				cluster, cks = l.Cluster, l.Clients
+				cluster, cks, local = l.Cluster, l.Clients, l
+				where = fmt.Sprintf("local %s cluster in this process", cfg)
+				if cfg == keys.Hybrid {
+					where += fmt.Sprintf(" (TTCB T_TBA %s, window %s)", l.Cluster.Hybrid.TBA, l.Cluster.Hybrid.Window)
+					// Epoch 0 starts at the schedule's start.
+					time.Sleep(time.Until(l.Cluster.Hybrid.Start))
+				}
 			}
 			cs := make([]*client.Client, clients)
 			for i := range cs {
@@ -97,10 +109,16 @@ cluster (--config cluster.yaml --keys DIR holding client-<id>.key files).`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			sent0, calls0 := localCounters(local)
 			r := runLoad(ctx, cs, duration, maxOps, payload, w, "load")
+			sent1, calls1 := localCounters(local)
 			fmt.Fprintf(w, "ops %d  errors %d  wrong %d  elapsed %.1fs\n", r.Ops, r.Errors, r.Wrong, r.Elapsed.Seconds())
 			fmt.Fprintf(w, "throughput %.0f req/s  latency p50 %s  p99 %s\n", r.Throughput(),
 				r.Percentile(50).Round(100*time.Microsecond), r.Percentile(99).Round(100*time.Microsecond))
+			if local != nil && r.Ops > 0 {
+				fmt.Fprintf(w, "messages/request %.1f (replica to replica, all replicas)  TTCB calls/request %.1f\n",
+					float64(sent1-sent0)/float64(r.Ops), float64(calls1-calls0)/float64(r.Ops))
+			}
 			if r.Wrong > 0 {
 				return fmt.Errorf("bench: %d wrong answers", r.Wrong)
 			}
@@ -117,6 +135,7 @@ cluster (--config cluster.yaml --keys DIR holding client-<id>.key files).`,
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole process (replicas and clients) to this file")
 	f.BoolVar(&verbose, "verbose", false, "local cluster: replicas log warnings and errors to standard error")
 	f.IntVar(&batch, "batch", 0, "local cluster: requests per replica per epoch (0: default 256)")
+	f.StringVar(&configuration, "configuration", "async", "local cluster: async (n=4) or hybrid (n=3 with 3 TTCB modules)")
 	return cmd
 }
 
@@ -125,4 +144,19 @@ func benchLogger(verbose bool) *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// localCounters sums the replicas' sent messages and service (TTCB) calls.
+func localCounters(l *server.Local) (sent, calls uint64) {
+	if l == nil {
+		return 0, 0
+	}
+	for _, m := range l.Cluster.Members {
+		if s := l.Server(m.ID); s != nil {
+			c := s.Status().Counters
+			sent += c.Sent
+			calls += c.Requests
+		}
+	}
+	return sent, calls
 }
