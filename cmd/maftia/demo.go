@@ -209,7 +209,7 @@ func localCluster(dir string, clients int, log *slog.Logger, tune func(*server.L
 // demoConfiguration maps --config to the configuration and its n (f = 1).
 func demoConfiguration(s string) (keys.Configuration, int, error) {
 	switch keys.Configuration(s) {
-	case keys.Async:
+	case keys.Async, "":
 		return keys.Async, 4, nil
 	case keys.Hybrid:
 		return keys.Hybrid, 3, nil

@@ -32,3 +32,23 @@ func TestDemoDetectsEachAttack(t *testing.T) {
 		})
 	}
 }
+
+// The demo on the hybrid configuration (3 replicas, 3 TTCB modules):
+// correct answers, progress with replica 3 forging batches, and the
+// forgery reported as evidence.
+func TestDemoHybrid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
+	}
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	err := runDemo(ctx, demoOptions{config: "hybrid", attack: "equivocate", clients: 8, phase: 4 * time.Second, payload: 64}, &out)
+	if err != nil {
+		t.Fatalf("demo --config hybrid: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "n=3 replicas") || !strings.Contains(out.String(), "result         OK") {
+		t.Fatalf("no OK summary:\n%s", out.String())
+	}
+	t.Log(out.String())
+}
