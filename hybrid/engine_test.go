@@ -73,6 +73,9 @@ func FuzzStepEngine(f *testing.F) {
 	f.Add([]byte{3, 1}, Encode(&Message{Kind: KindPropose, Epoch: 0, Owner: 3, Requests: [][]byte{[]byte("ok:a")}}), uint8(1), uint8(3))
 	f.Add([]byte{1}, Encode(&Message{Kind: KindFetch, Epoch: 0, Owner: 1}), uint8(0), uint8(0))
 	f.Add([]byte{2}, Encode(&Message{Kind: KindBatch, Epoch: 0, Owner: 1}), uint8(2), uint8(7))
+	f.Add([]byte{1, 2, 3}, Encode(&Message{Kind: KindResult, Epoch: 0, Owner: 3, ProposedAny: 1}), uint8(1), uint8(255))
+	f.Add([]byte{1, 2}, Encode(&Message{Kind: KindResult, Epoch: 0, Owner: 1, Decided: true, Value: make([]byte, 32), ProposedOK: 1, ProposedAny: 3}), uint8(3), uint8(200))
+	f.Add([]byte{3}, Encode(&Message{Kind: KindResultQ, Epoch: 0, Owner: 2}), uint8(2), uint8(1))
 	f.Fuzz(func(t *testing.T, senders []byte, payload []byte, owner uint8, mask uint8) {
 		e := newEngine(t)
 		var out core.Output
@@ -100,6 +103,13 @@ func FuzzStepEngine(f *testing.F) {
 			_ = e.Step(core.ServiceReply{Instance: "order", Service: ttcb.ServiceName, Tag: e.tag(0, j) | tagDecide, Reply: res}, &out)
 		}
 		_ = e.Step(core.ServiceReply{Instance: "order", Service: ttcb.ServiceName, Tag: uint64(owner), Reply: ttcb.Refused{Err: ttcb.ErrTooLate}}, &out)
+		// Again after the results: RESULT answers to the questions the
+		// engine asked for withheld or expired results.
+		for _, s := range senders {
+			if err := e.Step(core.Message{From: core.NodeID(s % 5), Instance: "order", Payload: payload}, &out); err != nil {
+				t.Fatalf("Step returned %v on network input", err)
+			}
+		}
 		for i, d := range out.Deliveries {
 			b := d.Value.(*wire.Batch)
 			if b.Seq != uint64(i+1) {

@@ -136,6 +136,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(Encode(&Message{Kind: KindPropose, Epoch: 1, Owner: 1, Requests: [][]byte{[]byte("ok:a"), nil}}))
 	f.Add(Encode(&Message{Kind: KindBatch, Epoch: 2, Owner: 2}))
 	f.Add([]byte{0x08, 0x81, 0x02})
+	f.Add(Encode(&Message{Kind: KindResultQ, Epoch: 4, Owner: 2}))
+	f.Add(Encode(&Message{Kind: KindResult, Epoch: 4, Owner: 2, Decided: true, Value: make([]byte, 32), ProposedOK: 3, ProposedAny: 7, Module: 1, Signature: make([]byte, 64)}))
+	f.Add(Encode(&Message{Kind: KindResult, Epoch: 4, Owner: 3, Withheld: true, Module: 3, Signature: make([]byte, 64)}))
 	lim := Limits{MaxValue: 1024, MaxRequest: 256, MaxRequests: 16, MaxN: 7}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b, lim)
