@@ -121,16 +121,22 @@
 //
 // Deviations and limits: the epoch schedule, not the sender, fixes every
 // tstart (the papers let the initiator pick it; with a Byzantine
-// initiator that would split the correct replicas over two executions);
-// nothing is persisted (the TTCB keeps each replica's proposals and
-// refuses a different second one, so a restarted replica cannot
-// equivocate through it), so a restarted replica must catch up by state
-// transfer (not implemented); likewise a replica cut off for longer than
-// the engine keeps batches for FETCH (Params.Retain epochs), or than
-// atomic multicast and vector consensus hold messages for later
-// instances/rounds (AMParams.Ahead, VCParams.RoundsAhead); a replica whose
-// TTCB cannot return a result (expired, unavailable) halts rather than
-// guess. See docs/adr/0004-hybrid-schedules.md.
+// initiator that would split the correct replicas over two executions).
+// The engine persists its resume point (epoch, tstart, weak count, last
+// batch) durably before each epoch's PROPOSE; a restarted replica resumes
+// there without proposing a batch of its own (the TTCB keeps what it
+// proposed before the crash), joins late and fetches decided batches; it
+// implements smr.Resumer, so state transfer skips it past what others no
+// longer keep (Params.Retain epochs, the TTCB's Retention). A result its
+// own module withholds (a timing failure of that module in the execution)
+// is relayed by the others: adopted with a valid module attestation
+// (Params.ModuleKeys), else from f+1 identical reports; with every
+// module's attested withholding the execution counts as undecided, since
+// no module ever answered it (relay.go; docs/adr/0006-hybrid-runtime.md).
+// Atomic multicast and vector consensus hold messages for later
+// instances/rounds only AMParams.Ahead / VCParams.RoundsAhead ahead and do
+// not persist anything. Epochs are not pipelined. See
+// docs/adr/0004-hybrid-schedules.md.
 //
 // # Memory
 //
