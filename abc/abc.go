@@ -86,8 +86,8 @@ func (p Params) Check() error {
 		return errors.New("abc: causal mode needs DecryptKey, Rand and a decryption threshold of f+1")
 	case p.MaxBatchBytes < p.MaxRequest || p.MaxBatchBytes > wire.DefaultMaxPayload-batchOverhead(p.BatchSize):
 		return fmt.Errorf("abc: MaxBatchBytes %d must be in [MaxRequest, %d]", p.MaxBatchBytes, wire.DefaultMaxPayload-batchOverhead(p.BatchSize))
-	case p.BatchSize < 1 || p.MaxRequest < 1 || p.MaxPending < 1 || p.Window < 2 || p.Retain < 1 || p.Dedup < 1:
-		return errors.New("abc: BatchSize, MaxRequest, MaxPending, Retain, Dedup must be positive and Window ≥ 2")
+	case p.BatchSize < 1 || p.MaxRequest < 1 || p.MaxPending < 1 || p.Window < 3 || p.Retain < 1 || p.Dedup < 1:
+		return errors.New("abc: BatchSize, MaxRequest, MaxPending, Retain, Dedup must be positive and Window ≥ 3 (epochs are pipelined two deep; with Window 2 a replica two epochs behind drops messages the others need when f replicas are down)")
 	}
 	return nil
 }
