@@ -108,7 +108,7 @@ func (e *Engine) Progress() string {
 	if c == nil {
 		return "not started"
 	}
-	s := fmt.Sprintf("epoch %d tstart %d recovering=%v late=%v results %d/%d:", c.num, c.tstart, c.recovering, c.lateJoined, c.nresults, e.p.Group.N())
+	s := fmt.Sprintf("epoch %d tstart %d weak %d seq %d recovering=%v late=%v results %d/%d:", c.num, c.tstart, e.weak, e.seq, c.recovering, c.lateJoined, c.nresults, e.p.Group.N())
 	for i, r := range c.results {
 		switch {
 		case r == nil && c.asked != nil && c.asked[i]:

@@ -111,6 +111,18 @@ func TestHybridLinearizableAcrossCrashRestart(t *testing.T) {
 	defer cancel()
 	done := make(chan struct{})
 	go func() { defer close(done); kvtest.Run(ctx, h, cs, 3, 6*time.Second) }()
+	if os.Getenv("MAFTIA_TEST_PROGRESS") != "" { // debugging aid: racy reads of the engines
+		go func() {
+			for ctx.Err() == nil {
+				for id := uint32(1); id <= 3; id++ {
+					if s := l.Server(id); s != nil {
+						t.Logf("replica %d: %s", id, s.heng.Progress())
+					}
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+	}
 	time.Sleep(3 * time.Second)
 	before := l.Server(2).Position()
 	if err := l.Stop(2); err != nil {

@@ -802,9 +802,12 @@ func (m *Module) handleCall(c localCall) any {
 		if err != nil {
 			return Refused{Err: err}
 		}
-		if e.tainted {
+		if e.tainted && !e.released {
 			// Withheld for good: say so, attested, so that payload
 			// protocols can tell "nobody has this result" from "not me".
+			// Only if never answered: a taint after the release (the
+			// synchrony assumption broke) gets a plain refusal, since the
+			// result may already be in someone's hands.
 			return Attest(m.cfg.Key, m.cfg.ID, e.key, TBAResult{Tag: e.key.Tag(), Withheld: true})
 		}
 		if err := m.answerable(e, now); err != nil {
