@@ -414,3 +414,62 @@ func TestEngineSurvivesAnExecutionEveryModuleWithheld(t *testing.T) {
 	}
 	t.Logf("%d schedules with executions every module withheld, 0 violations", all)
 }
+
+// One TTCB module crashes (its host's replica gets no answers; the calls
+// it made are repeated after the restart, as the runtime's adapter does)
+// and comes back: order stays consistent throughout, and afterwards every
+// request is ordered everywhere, the replica of that host included (TTCB
+// modules are crash-only; DESIGN §1).
+func TestEngineWithACrashedTTCBModule(t *testing.T) {
+	seeds := simtest.Seeds(150)
+	for _, size := range []sim.Size{{N: 3, F: 1}, {N: 5, F: 2}} {
+		g := core.MustGroup(size.N, size.F, core.HybridSMR)
+		for seed := uint64(0); seed < uint64(seeds); seed++ {
+			s := suites.HybridSMR(suites.Options{TTCBAttest: true})
+			c, err := sim.NewCluster(s, g, seed, nil, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := suites.TTCBModel(s)
+			rng := rand.New(rand.NewPCG(seed, 37))
+			host := core.NodeID(1 + rng.IntN(size.N))
+			submit := func(tag string, k int) {
+				for i := range k {
+					req := fmt.Appendf(nil, "ok:%s-%d", tag, i)
+					for _, id := range g.Members() {
+						c.Input(id, core.Input{Instance: suites.SMRRoot, Value: req})
+					}
+				}
+			}
+			run := func(steps int) {
+				for range steps {
+					if p := c.Pending(); len(p) > 0 && rng.IntN(4) > 0 {
+						c.Deliver(rng.IntN(len(p)))
+					} else {
+						c.Tick()
+					}
+				}
+			}
+			submit("a", 1+rng.IntN(3))
+			run(rng.IntN(300))
+			m.Crash(host)
+			submit("b", 1+rng.IntN(3))
+			run(600)
+			m.Restart(host)
+			for i := 0; i < 400 && !s.Terminated(c); i++ {
+				run(50)
+			}
+			where := fmt.Sprintf("n=%d seed %d module %d", size.N, seed, host)
+			if err := c.Err(); err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+			if v := s.Check(c); len(v) > 0 {
+				t.Fatalf("%s: %v", where, v)
+			}
+			if !s.Terminated(c) {
+				t.Fatalf("%s: not every request ordered everywhere", where)
+			}
+		}
+	}
+	t.Logf("%d schedules with a crashed and restarted TTCB module, 0 violations", 2*seeds)
+}

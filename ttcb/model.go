@@ -56,6 +56,7 @@ type pendingReply struct {
 	seq  uint64
 	exec *execution // a TBADecide waiting for its deadline
 	from EntityID
+	req  core.ServiceRequest
 }
 
 type measure struct{ start, bound uint64 }
@@ -82,6 +83,7 @@ type Model struct {
 	rng      *rand.ChaCha8
 	keys     map[uint32]ed25519.PrivateKey
 	withhold func(to core.NodeID, k ExecKey) bool
+	held     map[core.NodeID][]core.ServiceRequest // made while crashed, for Restart
 }
 
 // NewModel returns a model, or an error for invalid parameters.
@@ -104,17 +106,26 @@ func NewModel(p ModelParams) (*Model, error) {
 	}, nil
 }
 
-// Crash crashes the TTCB module of host id: requests from id are dropped
-// and replies to it are discarded until Restart. Proposals it already
+// Crash crashes the TTCB module of host id: requests from id are held
+// (submitted at Restart) and replies to it are discarded until Restart. Proposals it already
 // made stay counted (as if the module had flooded them before crashing).
 func (m *Model) Crash(id core.NodeID) { m.crashed[id] = true }
 
-// Restart brings host id's module back.
-func (m *Model) Restart(id core.NodeID) { delete(m.crashed, id) }
+// Restart brings host id's module back. The requests host id made while
+// it was down are submitted now, as the runtime's TTCB adapter repeats
+// calls on a new session after its module restarted.
+func (m *Model) Restart(id core.NodeID) {
+	delete(m.crashed, id)
+	reqs := m.held[id]
+	delete(m.held, id)
+	for _, r := range reqs {
+		m.Submit(m.now, id, r)
+	}
+}
 
 func (m *Model) reply(now uint64, to core.NodeID, req core.ServiceRequest, v any) {
 	m.seq++
-	m.queue = append(m.queue, pendingReply{seq: m.seq, Reply: Reply{To: to, At: now,
+	m.queue = append(m.queue, pendingReply{seq: m.seq, req: req, Reply: Reply{To: to, At: now,
 		Reply: core.ServiceReply{Instance: req.Instance, Service: ServiceName, Tag: req.Tag, Reply: v}}})
 }
 
@@ -127,7 +138,11 @@ func (m *Model) refuse(now uint64, to core.NodeID, req core.ServiceRequest, err 
 func (m *Model) Submit(now uint64, from core.NodeID, req core.ServiceRequest) {
 	now = max(now, m.now)
 	m.now = now
-	if from == 0 || m.crashed[from] {
+	if from == 0 {
+		return
+	}
+	if m.crashed[from] {
+		m.hold(from, req)
 		return
 	}
 	if req.Service != ServiceName {
@@ -159,7 +174,7 @@ func (m *Model) Submit(now uint64, from core.NodeID, req core.ServiceRequest) {
 			return
 		}
 		m.seq++
-		m.queue = append(m.queue, pendingReply{seq: m.seq, exec: e, from: from, Reply: Reply{To: from,
+		m.queue = append(m.queue, pendingReply{seq: m.seq, req: req, exec: e, from: from, Reply: Reply{To: from,
 			At: max(now, e.decideAt), Reply: core.ServiceReply{Instance: req.Instance, Service: ServiceName, Tag: req.Tag}}})
 	case GetTimestamp:
 		m.reply(now, from, req, Timestamp{Time: now})
@@ -217,6 +232,7 @@ func (m *Model) Advance(now uint64) []Reply {
 	out := make([]Reply, 0, len(due))
 	for _, p := range due {
 		if m.crashed[p.To] {
+			m.hold(p.To, p.req) // the caller asks again after the restart
 			continue
 		}
 		if p.exec != nil {
@@ -282,3 +298,12 @@ func (m *Model) moduleKey(id uint32) ed25519.PrivateKey {
 // its own there (fault injection for tests; attested when Attest is set,
 // else refused with ErrUnavailable).
 func (m *Model) SetWithhold(f func(to core.NodeID, k ExecKey) bool) { m.withhold = f }
+
+func (m *Model) hold(id core.NodeID, req core.ServiceRequest) {
+	if m.held == nil {
+		m.held = map[core.NodeID][]core.ServiceRequest{}
+	}
+	if len(m.held[id]) < 1<<16 {
+		m.held[id] = append(m.held[id], req)
+	}
+}
