@@ -174,6 +174,9 @@ type cluster struct {
 	// net, if set, is the routed packet network (netem_test.go): each
 	// replica in a namespace of its own, no proxies.
 	net *packetNet
+	// ttcbs, if set, are the TTCB modules of a hybrid cluster
+	// (hybrid_test.go): module i serves replica i.
+	ttcbs []*ttcbProc
 }
 
 // freeBase finds a block of free ports: base+i (member mesh address),
@@ -229,6 +232,14 @@ func freeBase(t testing.TB, n int) (base int, links map[[2]int]net.Listener) {
 // replicas run in pn's namespaces instead, mesh links direct (no proxies).
 func newCluster(t testing.TB, bin string, n, f, clients int, attacks []string, pn *packetNet) *cluster {
 	t.Helper()
+	return setupCluster(t, bin, n, f, clients, attacks, pn, false)
+}
+
+// setupCluster is newCluster; with hybrid, the cluster file says
+// configuration: hybrid and one `maftia ttcb` process per replica runs
+// before the replicas start (hybrid_test.go).
+func setupCluster(t testing.TB, bin string, n, f, clients int, attacks []string, pn *packetNet, hybrid bool) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	var hosts, admins []string
 	c := &cluster{t: t, bin: bin, dir: dir, cfg: filepath.Join(dir, "keys", keys.ClusterFileName), clients: clients,
@@ -249,10 +260,17 @@ func newCluster(t testing.TB, bin string, n, f, clients int, attacks []string, p
 		}
 	}
 	t.Cleanup(c.shutdown)
-	out, err := exec.Command(bin, "keygen", "--n", fmt.Sprint(n), "--f", fmt.Sprint(f), "--clients", fmt.Sprint(clients),
-		"--hosts", strings.Join(hosts, ","), "--out", filepath.Join(dir, "keys")).CombinedOutput()
+	args := []string{"keygen", "--n", fmt.Sprint(n), "--f", fmt.Sprint(f), "--clients", fmt.Sprint(clients),
+		"--hosts", strings.Join(hosts, ","), "--out", filepath.Join(dir, "keys")}
+	if hybrid {
+		args = append(args, "--configuration", "hybrid")
+	}
+	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	if hybrid {
+		c.setupTTCB(n, f) // writes the modules' keys into the cluster file's hybrid section
 	}
 	if c.cluster, err = keys.LoadCluster(c.cfg); err != nil {
 		t.Fatal(err)
@@ -265,6 +283,9 @@ func newCluster(t testing.TB, bin string, n, f, clients int, attacks []string, p
 			r.attack = attacks[i-1]
 		}
 		c.replicas = append(c.replicas, r)
+	}
+	for i := range c.ttcbs {
+		c.startTTCB(i + 1)
 	}
 	for i := 1; i <= n; i++ {
 		c.start(i)
@@ -352,6 +373,15 @@ func (c *cluster) shutdown() {
 			<-r.done
 		}
 	}
+	for _, m := range c.ttcbs {
+		if m.cmd != nil && m.cmd.Process != nil {
+			m.cmd.Process.Kill()
+			<-m.done
+		}
+	}
+	if len(c.ttcbs) > 0 {
+		os.RemoveAll(filepath.Dir(c.ttcbs[0].socket))
+	}
 	for _, p := range c.links {
 		p.close()
 	}
@@ -363,6 +393,13 @@ func (c *cluster) shutdown() {
 			}
 			c.t.Logf("--- replica %d log (tail) ---\n%s", r.id, b)
 		}
+		for _, m := range c.ttcbs {
+			b, _ := os.ReadFile(m.logPath)
+			if len(b) > 2000 {
+				b = b[len(b)-2000:]
+			}
+			c.t.Logf("--- TTCB module %d log (tail) ---\n%s", m.id, b)
+		}
 	}
 }
 
@@ -370,7 +407,7 @@ func (c *cluster) shutdown() {
 func (c *cluster) start(id int) {
 	c.t.Helper()
 	r := c.replicas[id-1]
-	args := []string{"node", "--config", c.cfg, "--key", r.key, "--data", r.data, "--admin", r.admin, "--log-level", "warn"}
+	args := []string{"node", "--config", c.cfg, "--key", r.key, "--data", r.data, "--admin", r.admin, "--log-level", logLevel()}
 	for l, p := range c.links {
 		if l[0] == id {
 			args = append(args, "--peer-addr", fmt.Sprintf("%d=%s", l[1], p.ln.Addr()))
@@ -378,6 +415,10 @@ func (c *cluster) start(id int) {
 	}
 	if r.attack != "" {
 		args = append(args, "--attack", r.attack)
+	}
+	if len(c.ttcbs) >= id {
+		m := c.ttcbs[id-1]
+		args = append(args, "--ttcb-socket", m.socket, "--ttcb-module-key", m.pubFile, "--ttcb-entity-key", m.entityKey)
 	}
 	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -403,6 +444,14 @@ func (c *cluster) start(id int) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// logLevel is the replicas' --log-level: MAFTIA_CLUSTER_LOG_LEVEL or warn.
+func logLevel() string {
+	if v := os.Getenv("MAFTIA_CLUSTER_LOG_LEVEL"); v != "" {
+		return v
+	}
+	return "warn"
 }
 
 // kill SIGKILLs replica id and waits for it to exit.

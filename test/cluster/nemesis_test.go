@@ -43,6 +43,13 @@ type nemesis struct {
 	// fault too: it is within f, or degrades every link without cutting one.
 	packet bool
 	netem  netemSpec
+	// hybrid: the scenario runs on a hybrid cluster (hybrid_test.go): n=3,
+	// f=1, one `maftia ttcb` module per replica. MAFTIA_CLUSTER_HYBRID
+	// selects these scenarios (like MAFTIA_CLUSTER_NETEM).
+	hybrid bool
+	// resume: measure how soon after the heal the target executes a batch
+	// again (required within resumeBound), as for packet faults.
+	resume bool
 }
 
 var nemeses = []nemesis{
@@ -107,6 +114,29 @@ var nemeses = []nemesis{
 		}},
 }
 
+// The hybrid scenarios (n=3: the Byzantine or faulted replica is 3).
+var hybridNemeses = []nemesis{
+	{name: "hybrid-healthy", hybrid: true},
+	{name: "hybrid-kill-restart", rows: "1", hybrid: true, target: 3,
+		inject: func(c *cluster) { c.kill(3) },
+		heal:   func(c *cluster) { c.start(3) }},
+	{name: "hybrid-byz-equivocate", rows: "6", hybrid: true, attacks: []string{"", "", "equivocate"}, evidence: true},
+	{name: "hybrid-byz-invalid-shares", rows: "7", hybrid: true, attacks: []string{"", "", "invalid-shares"}, evidence: true},
+	{name: "hybrid-ttcb-crash", rows: "1", hybrid: true, target: 3, resume: true,
+		// Host 3's TTCB module crashes (SIGKILL) and restarts from its
+		// state file; replica 3 keeps running but cannot order while its
+		// module is down. Replicas 1 and 2 (n−f) keep the service up.
+		inject: func(c *cluster) { c.killTTCB(3) },
+		check:  func(c *cluster) error { return c.ttcbDown(3) },
+		heal:   func(c *cluster) { c.startTTCB(3) }},
+	{name: "hybrid-partition-3", rows: "3", hybrid: true, target: 3,
+		// The payload network of replica 3 is cut; the TTCB control
+		// network (loopback UDP, no proxy) is not.
+		inject: func(c *cluster) { c.isolate(3, true) },
+		check:  func(c *cluster) error { return c.expectDisconnected(3, 1, 2) },
+		heal:   func(c *cluster) { c.isolate(3, false) }},
+}
+
 // resumeBound: a replica healed from a packet fault executes a batch again
 // within this (TCP retransmission backs off to a few seconds after a
 // blackhole of a few seconds).
@@ -122,6 +152,7 @@ type row struct {
 	catchUp               string
 	rssGrowth             int64  // largest growth of another replica's RSS during the fault
 	packets               string // packet scenarios: the router's counters during the fault
+	note                  string // resume scenarios: when the target executed again
 	violations            int
 	elapsed               time.Duration
 }
@@ -174,8 +205,8 @@ func TestNemesis(t *testing.T) {
 	bin := maftiaBinary(t)
 	d := scenarioDuration(t)
 	var rows []row
-	for _, nm := range nemeses {
-		if nm.packet && !netemSelected(nm.name) {
+	for _, nm := range append(nemeses[:len(nemeses):len(nemeses)], hybridNemeses...) {
+		if nm.packet && !netemSelected(nm.name) || nm.hybrid && !hybridSelected(nm.name) {
 			continue
 		}
 		t.Run(nm.name, func(t *testing.T) {
@@ -187,7 +218,7 @@ func TestNemesis(t *testing.T) {
 		})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "nemesis table (n=4, f=1, 4 clients on 3 keys + 1 unique-key writer, %v per scenario; ops/s acknowledged before / during / after the fault)\n", d)
+	fmt.Fprintf(&b, "nemesis table (n=4, f=1; hybrid-*: n=3, f=1, 3 TTCB modules, Δ=%v; 4 clients on 3 keys + 1 unique-key writer, %v per scenario; ops/s acknowledged before / during / after the fault)\n", hybridDelta, d)
 	fmt.Fprintf(&b, "%-20s %6s %7s %7s %7s %7s %-9s %5s %-8s %-8s %7s %5s %8s\n", "scenario", "acked", "unknown", "before", "during", "after", "porcupine", "lost", "evidence", "catch-up", "rssΔMiB", "viol", "elapsed")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%-20s %6d %7d %7.1f %7.1f %7.1f %-9s %5d %-8s %-8s %7.1f %5d %8s\n", r.name, r.acked, r.unknown, r.before, r.during, r.after, r.lin, r.lost, r.evidence, r.catchUp, float64(r.rssGrowth)/(1<<20), r.violations, r.elapsed.Round(100*time.Millisecond))
@@ -195,6 +226,9 @@ func TestNemesis(t *testing.T) {
 	for _, r := range rows {
 		if r.packets != "" {
 			fmt.Fprintf(&b, "%-20s during the fault: %s\n", r.name, r.packets)
+		}
+		if r.note != "" {
+			fmt.Fprintf(&b, "%-20s %s\n", r.name, r.note)
 		}
 	}
 	t.Log("\n" + b.String())
@@ -208,8 +242,15 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 		nm.inject = func(c *cluster) { c.net.set(nm.target, nm.netem) }
 		nm.heal = func(c *cluster) { c.net.set(nm.target, netemSpec{}) }
 	}
-	c := newCluster(t, bin, 4, 1, 6, nm.attacks, pn)
+	n := 4
+	if nm.hybrid {
+		n = 3
+	}
+	c := setupCluster(t, bin, n, 1, 6, nm.attacks, pn, nm.hybrid)
 	c.waitMesh()
+	if nm.hybrid {
+		c.warmUp(c.dial(6), 20*time.Second) // until epoch 0 has passed and batches are ordered
+	}
 	var cs []kvtest.Submitter
 	for id := 1; id <= 4; id++ {
 		cs = append(cs, c.dial(id))
@@ -238,7 +279,7 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 		nm.inject(c)
 	}
 	rss0 := map[int]int64{}
-	for id := 1; id <= 4; id++ {
+	for id := 1; id <= n; id++ {
 		if id != nm.target {
 			rss0[id] = c.rss(id)
 		}
@@ -265,7 +306,7 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 	// Packet faults on one replica: how soon after the heal it executes
 	// again (its position moves past the one it had at the heal).
 	resumed := make(chan time.Duration, 1)
-	if pn != nil && nm.target != 0 {
+	if (pn != nil || nm.resume) && nm.target != 0 {
 		p0, err := c.position(nm.target)
 		if err != nil {
 			t.Errorf("position of replica %d at the heal: %v", nm.target, err)
@@ -369,8 +410,33 @@ func runScenario(t *testing.T, bin string, nm nemesis, d time.Duration) row {
 			}
 		}
 		t.Logf("%s: netem %s during the fault: %s", nm.name, nm.netem, r.packets)
+	} else if nm.resume && nm.target != 0 {
+		if d := <-resumed; d < 0 {
+			t.Errorf("replica %d did not execute a batch within %v of the heal", nm.target, resumeBound)
+			r.note = fmt.Sprintf("replica %d not executing again within %v of the heal", nm.target, resumeBound)
+		} else {
+			r.note = fmt.Sprintf("replica %d executing again %v after the heal", nm.target, d.Round(100*time.Millisecond))
+		}
+		t.Logf("%s: %s", nm.name, r.note)
 	}
 	return r
+}
+
+// warmUp writes one key until it is acknowledged (at most d).
+func (c *cluster) warmUp(s kvtest.Submitter, d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		res, err := kv.Client{S: s}.Put(ctx, []byte("warm-up"), []byte("1"))
+		cancel()
+		if err == nil && res.Ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no write acknowledged within %v of the start (last error %v)", d, err)
+		}
+	}
 }
 
 // writeUnique puts keys u-000000, u-000001, ... until ctx ends (at most

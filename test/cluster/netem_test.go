@@ -393,19 +393,7 @@ func (p *packetNet) close() {
 // MAFTIA_CLUSTER_NETEM unset or "all" runs every one, "none" none, else a
 // comma-separated list of names.
 func netemSelected(name string) bool {
-	v := os.Getenv("MAFTIA_CLUSTER_NETEM")
-	switch v {
-	case "", "all":
-		return true
-	case "none", "0", "off":
-		return false
-	}
-	for _, s := range strings.Split(v, ",") {
-		if strings.TrimSpace(s) == name {
-			return true
-		}
-	}
-	return false
+	return selected(os.Getenv("MAFTIA_CLUSTER_NETEM"), name)
 }
 
 // TestNetemSpec: the fault knobs behave as netem's (no processes, no
