@@ -430,6 +430,7 @@ func (c *cluster) start(id int) {
 		r.cmd = exec.Command(c.bin, args...)
 	}
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	orphanKill(r.cmd)
 	if err := r.cmd.Start(); err != nil {
 		logf.Close()
 		c.t.Fatal(err)
@@ -452,6 +453,18 @@ func logLevel() string {
 		return v
 	}
 	return "warn"
+}
+
+// orphanKill makes the kernel SIGKILL cmd if the test process dies (a
+// `go test -timeout` panic skips the cleanups that would stop it).
+// Under nsenter (netem scenarios) the signal reaches nsenter only.
+func orphanKill(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	if cmd.SysProcAttr.Pdeathsig == 0 {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 }
 
 // kill SIGKILLs replica id and waits for it to exit.

@@ -153,6 +153,7 @@ func (c *cluster) startTTCB(id int) {
 	}
 	m.cmd = exec.Command(c.bin, "ttcb", "--config", m.config)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
+	orphanKill(m.cmd)
 	if err := m.cmd.Start(); err != nil {
 		logf.Close()
 		c.t.Fatal(err)
