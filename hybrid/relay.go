@@ -129,13 +129,14 @@ func (e *Engine) answerResult(to core.NodeID, num uint64, owner core.NodeID, res
 		if num == e.cur.num {
 			wh = e.cur.withheld
 		}
-		if wh == nil || len(wh[owner-1]) < e.p.Group.N() {
-			return // nothing we can prove
+		if wh != nil && len(wh[owner-1]) == e.p.Group.N() {
+			for _, id := range e.p.Group.Members() {
+				e.answerOne(to, num, owner, wh[owner-1][uint32(id)], out)
+			}
+			return
 		}
-		for _, id := range e.p.Group.Members() {
-			e.answerOne(to, num, owner, wh[owner-1][uint32(id)], out)
-		}
-		return
+		// Otherwise an unattested undecided result: our module said
+		// nobody proposed by tstart. It counts with f+1 alike.
 	}
 	e.answerOne(to, num, owner, res, out)
 }
@@ -163,10 +164,12 @@ func (e *Engine) onResult(from core.NodeID, m *Message, out *core.Output) {
 	if m.Withheld && e.p.ModuleKeys == nil {
 		return // unverifiable: only attested withholding counts
 	}
+	// Unattested results (no module keys, or "nobody proposed by tstart",
+	// which no module signs) count when f+1 replicas report them alike.
 	res := ttcb.TBAResult{Decided: m.Decided, ProposedOK: ttcb.Mask(m.ProposedOK), ProposedAny: ttcb.Mask(m.ProposedAny), Module: m.Module, Withheld: m.Withheld}
 	copy(res.Value[:], m.Value)
 	copy(res.Signature[:], m.Signature)
-	if e.p.ModuleKeys != nil {
+	if e.p.ModuleKeys != nil && m.Module != 0 {
 		// One attested result suffices: the module's signature binds it
 		// to this execution.
 		key := ttcb.ExecutionKey(rotated(e.p.Group, m.Owner), c.tstart, ttcb.DecisionMajority)

@@ -164,3 +164,43 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// A host's TTCB module crashes and is restarted (a new incarnation that
+// refuses executions begun before it rejoined): the service keeps
+// answering through the other two replicas meanwhile, and afterwards the
+// replica of that host gets the results its module no longer has from
+// the others and catches up.
+func TestHybridTTCBModuleCrashRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
+	}
+	l := startHybrid(t, 3, true, nil)
+	cs := dialAll(t, l, 3)
+	h := kvtest.NewHistory()
+	ctx, cancel := context.WithTimeout(context.Background(), 16*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); kvtest.Run(ctx, h, cs, 3, 8*time.Second) }()
+	time.Sleep(3 * time.Second)
+	if err := l.StopTTCB(3); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if err := l.StartTTCB(3); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	h.Check(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p3, p1 := l.Server(3).Position(), l.Server(1).Position()
+		if p3 >= p1 {
+			t.Logf("replica 3 caught up to batch %d after its module's restart (replica 1 at %d)", p3, p1)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica 3 stuck at batch %d, replica 1 at %d", p3, p1)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

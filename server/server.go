@@ -221,7 +221,7 @@ func New(cfg Config) (*Server, error) {
 	// on either configuration.
 	maxReq := cfg.MaxRequest + 256
 	if c.Configuration == keys.Hybrid {
-		if s.ttcb, err = newTTCBService(*cfg.TTCB, s.self, c.N, s.log); err != nil {
+		if s.ttcb, err = newTTCBService(*cfg.TTCB, s.self, c.N, c.Hybrid.TBA, s.log); err != nil {
 			return nil, err
 		}
 		hp := hybrid.DefaultParams(g, s.self, s.validRaw)

@@ -44,6 +44,8 @@ type ttcbService struct {
 	workers int
 
 	calls, refused, redials atomic.Uint64
+	tba                     uint64   // the schedule's T_TBA, ns
+	due                     sync.Map // execution tag → when its result is due (Unix ns)
 }
 
 type ttcbCall struct {
@@ -51,14 +53,14 @@ type ttcbCall struct {
 	reply func(any)
 }
 
-func newTTCBService(cfg TTCBConfig, self core.NodeID, n int, log *slog.Logger) (*ttcbService, error) {
+func newTTCBService(cfg TTCBConfig, self core.NodeID, n int, tba time.Duration, log *slog.Logger) (*ttcbService, error) {
 	if cfg.Socket == "" || len(cfg.ModuleKey) != ed25519.PublicKeySize || len(cfg.EntityKey) != ed25519.PrivateKeySize {
 		return nil, errors.New("server: the hybrid configuration needs the TTCB socket, the module's public key and this replica's entity key")
 	}
 	// One session for ordered calls plus one per concurrent decide (the
 	// engine waits on n per epoch); the module allows 8 per entity.
 	return &ttcbService{cfg: cfg, entity: ttcb.EntityID(self), log: log.With("service", "ttcb"),
-		ordered: make(chan ttcbCall, 1<<14), decides: make(chan ttcbCall, 1<<14), workers: min(n+1, 7)}, nil
+		ordered: make(chan ttcbCall, 1<<14), decides: make(chan ttcbCall, 1<<14), workers: min(n+1, 7), tba: uint64(tba)}, nil
 }
 
 // Handle implements node.Service; it never blocks the stepping goroutine.
@@ -92,6 +94,10 @@ func (s *ttcbService) run(ctx context.Context, wg *sync.WaitGroup) {
 					}
 					continue
 				}
+				if p, ok := call.req.Request.(ttcb.TBAPropose); ok {
+					// When its result is due (global time is Unix time).
+					s.due.Store(ttcb.ExecutionTag(p.Elist, p.TStart, p.Decision), p.TStart+s.tba)
+				}
 				call.reply(s.do(ctx, &c, call.req.Request))
 			}
 		}
@@ -124,6 +130,35 @@ func closeSession(c *ttcb.Client) {
 func (s *ttcbService) do(ctx context.Context, c **ttcb.Client, req any) any {
 	backoff := 10 * time.Millisecond
 	unavailable := 0
+	bound := decideBound
+	if d, ok := req.(ttcb.TBADecide); ok {
+		// A decide is bounded: a module that restarted or was cut off
+		// may hold an execution it will never release. Past the bound
+		// (the result's due time plus a margin, when the proposal was
+		// seen) the engine is told "unavailable" and asks the other
+		// replicas.
+		if v, ok := s.due.LoadAndDelete(d.Tag); ok {
+			bound = time.Until(time.Unix(0, int64(v.(uint64)))) + decideMargin
+			bound = max(min(bound, decideBound), decideMargin)
+		}
+		parent := ctx
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, bound)
+		defer cancel()
+		defer func() {
+			if ctx.Err() != nil && parent.Err() == nil && *c != nil {
+				(*c).Close() // the call may still be pending on it
+				*c = nil
+			}
+		}()
+	}
+	unavailableNow := func() any {
+		if ctx.Err() == context.DeadlineExceeded {
+			s.refused.Add(1)
+			return ttcb.Refused{Err: fmt.Errorf("%w: no answer from the module within %v", ttcb.ErrUnavailable, bound.Round(time.Millisecond))}
+		}
+		return ttcb.Refused{Err: ttcb.ErrClosed}
+	}
 	for {
 		if *c == nil {
 			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -131,7 +166,7 @@ func (s *ttcbService) do(ctx context.Context, c **ttcb.Client, req any) any {
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
-					return ttcb.Refused{Err: ttcb.ErrClosed}
+					return unavailableNow()
 				}
 				if errors.Is(err, ttcb.ErrUnauthorized) || errors.Is(err, ttcb.ErrConfig) {
 					s.log.Error("TTCB module refused this replica", "socket", s.cfg.Socket, "err", err)
@@ -149,6 +184,8 @@ func (s *ttcbService) do(ctx context.Context, c **ttcb.Client, req any) any {
 		switch {
 		case err == nil:
 			return v
+		case ctx.Err() != nil:
+			return unavailableNow()
 		case (*c).Err() != nil: // the session broke: dial again and repeat
 			s.log.Warn("TTCB session broken; reconnecting", "err", err)
 			(*c).Close()
@@ -156,10 +193,13 @@ func (s *ttcbService) do(ctx context.Context, c **ttcb.Client, req any) any {
 			sleep(ctx, 10*time.Millisecond)
 		case errors.Is(err, ttcb.ErrRateLimited), errors.Is(err, ttcb.ErrNotReady):
 			sleep(ctx, 5*time.Millisecond) // transient: ask again
-		case errors.Is(err, ttcb.ErrUnavailable) && isPropose(req) && unavailable < 100:
-			// Most often the module has not synchronized yet (it just
-			// started or restarted): a proposal refused now would leave
-			// no result to ask for. Ask again for up to two seconds.
+		case errors.Is(err, ttcb.ErrUnavailable) && beforeTStart(req) && unavailable < 100:
+			// The module has not synchronized yet (it just started or
+			// restarted) and the execution has not started: a proposal
+			// refused now would leave no result to ask for, so ask again
+			// (up to 2 s, and only until tstart). After tstart the
+			// refusal stands: the module rejoined after the execution
+			// began, and the engine gets the result from other replicas.
 			unavailable++
 			sleep(ctx, 20*time.Millisecond)
 		case errors.Is(err, ttcb.ErrTooEarly):
@@ -171,10 +211,18 @@ func (s *ttcbService) do(ctx context.Context, c **ttcb.Client, req any) any {
 			return ttcb.Refused{Err: err}
 		}
 		if ctx.Err() != nil {
-			return ttcb.Refused{Err: ttcb.ErrClosed}
+			return unavailableNow()
 		}
 	}
 }
+
+// decideBound bounds one TBADecide whose proposal was not seen (results
+// are due at tstart + T_TBA; the schedule's backoff keeps tstart within
+// about 20 s); decideMargin is the wait past a known due time.
+const (
+	decideBound  = 30 * time.Second
+	decideMargin = 3 * time.Second
+)
 
 func call(ctx context.Context, c *ttcb.Client, req any) (any, error) {
 	switch r := req.(type) {
@@ -198,7 +246,9 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-func isPropose(req any) bool {
-	_, ok := req.(ttcb.TBAPropose)
-	return ok
+// beforeTStart reports whether req is a proposal whose tstart is still in
+// the future by this host's clock (TTCB global time is Unix time).
+func beforeTStart(req any) bool {
+	p, ok := req.(ttcb.TBAPropose)
+	return ok && uint64(time.Now().UnixNano()) < p.TStart
 }
