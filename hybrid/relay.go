@@ -9,13 +9,20 @@ import (
 // execution gives the same result, but a module may withhold one (it had
 // a timing failure of its own in that execution, it restarted, the
 // result expired). The replica then asks the others (RESULT_QUERY) and
-// adopts a result that carries a valid attestation of any TTCB module
-// (Params.ModuleKeys; modules sign what they answer), or, without module
-// keys, one reported identically by f+1 of them: at least one is correct
-// and reports what its module answered, which is the common result. A Byzantine replica can only withhold its answer; with n = 2f+1
-// and no other faults the f+1 correct others answer. This keeps a
-// replica whose software TTCB missed a deadline (a stalled host) in the
-// protocol instead of halting it.
+// adopts:
+//   - a result carrying a valid attestation of any TTCB module
+//     (Params.ModuleKeys; modules sign what they answer): one suffices;
+//   - an unattested result (no module keys, or "nobody proposed by
+//     tstart", which no module signs) reported alike by f+1 replicas: at
+//     least one is correct and reports what its module answered;
+//   - "undecided" once it holds the attested withholdings of all n
+//     modules: no module ever answered the execution, so nobody used a
+//     result.
+//
+// A Byzantine replica can withhold its answer or be accused for a bad
+// attestation, nothing more. This keeps a replica whose software TTCB
+// missed a deadline (a stalled host) in the protocol instead of halting
+// it (docs/adr/0006-hybrid-runtime.md).
 
 // askResult asks the others once for the result of (current epoch, owner).
 func (e *Engine) askResult(owner core.NodeID, out *core.Output) {
@@ -107,9 +114,7 @@ func (e *Engine) addWithheld(owner core.NodeID, r ttcb.TBAResult, out *core.Outp
 		return
 	}
 	e.ops.AllWithheld++
-	e.setResult(owner, ttcb.TBAResult{}, out)
-	e.joinLate(out)
-	e.tryComplete(out)
+	e.adopt(owner, ttcb.TBAResult{}, out)
 }
 
 func (e *Engine) answerResult(to core.NodeID, num uint64, owner core.NodeID, res ttcb.TBAResult, out *core.Output) {
@@ -153,8 +158,9 @@ func (e *Engine) answerOne(to core.NodeID, num uint64, owner core.NodeID, res tt
 	out.SendTo(to, e.root, Encode(m))
 }
 
-// upon RESULT(e, j, r) from k, for a result we asked for: adopt r once
-// f+1 replicas reported it.
+// upon RESULT(e, j, r) from k, for a result we asked for: adopt r if a
+// module attested it, count an attested withholding, or adopt an
+// unattested r once f+1 replicas reported it alike.
 func (e *Engine) onResult(from core.NodeID, m *Message, out *core.Output) {
 	c := e.cur
 	i := m.Owner - 1
@@ -173,17 +179,15 @@ func (e *Engine) onResult(from core.NodeID, m *Message, out *core.Output) {
 		// One attested result suffices: the module's signature binds it
 		// to this execution.
 		key := ttcb.ExecutionKey(rotated(e.p.Group, m.Owner), c.tstart, ttcb.DecisionMajority)
-		if m.Module == 0 || !ttcb.VerifyAttestation(e.p.ModuleKeys[m.Module-1], key, res) {
+		if !ttcb.VerifyAttestation(e.p.ModuleKeys[m.Module-1], key, res) {
 			out.Accuse(from, core.InvalidProof, e.root, "RESULT for epoch %d owner %d without a valid TTCB attestation", m.Epoch, m.Owner)
 			return
 		}
 		if res.Withheld {
 			e.addWithheld(m.Owner, res, out)
-			return
+		} else {
+			e.adopt(m.Owner, res, out)
 		}
-		e.setResult(m.Owner, res, out)
-		e.joinLate(out)
-		e.tryComplete(out)
 		return
 	}
 	if c.votes[i] == nil {
@@ -201,10 +205,15 @@ func (e *Engine) onResult(from core.NodeID, m *Message, out *core.Output) {
 		c.votes[i][k] = who
 	}
 	who[from] = true
-	if len(who) < e.p.Group.F()+1 {
-		return
+	if len(who) >= e.p.Group.F()+1 {
+		e.adopt(m.Owner, k, out)
 	}
-	e.setResult(m.Owner, k, out)
+}
+
+// adopt takes a relayed result as this replica's and goes on with the
+// epoch (a result means TTCB time is past tstart: join the rest late).
+func (e *Engine) adopt(owner core.NodeID, res ttcb.TBAResult, out *core.Output) {
+	e.setResult(owner, res, out)
 	e.joinLate(out)
 	e.tryComplete(out)
 }

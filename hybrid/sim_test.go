@@ -3,7 +3,6 @@ package hybrid_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 
@@ -209,15 +208,7 @@ func restartCampaign(t *testing.T, broken string, seeds int) string {
 					}
 				}
 			}
-			run := func(steps int) {
-				for range steps {
-					if p := c.Pending(); len(p) > 0 && rng.IntN(4) > 0 {
-						c.Deliver(rng.IntN(len(p)))
-					} else {
-						c.Tick()
-					}
-				}
-			}
+			run := func(steps int) { drive(c, rng, steps, nil) }
 			submit("a", 1+rng.IntN(4))
 			run(rng.IntN(400))
 			c.Crash(victim)
@@ -229,17 +220,8 @@ func restartCampaign(t *testing.T, broken string, seeds int) string {
 			for i := 0; i < 400 && !s.Terminated(c); i++ {
 				run(50)
 			}
-			if err := c.Err(); err != nil {
-				return fmt.Sprintf("n=%d seed %d: %v", size.N, seed, err)
-			}
-			if v := s.Check(c); len(v) > 0 {
-				return fmt.Sprintf("n=%d seed %d victim %d: %v", size.N, seed, victim, v)
-			}
-			if !s.Terminated(c) {
-				return fmt.Sprintf("n=%d seed %d victim %d: not every request ordered everywhere", size.N, seed, victim)
-			}
-			for _, e := range c.Evidence() {
-				return fmt.Sprintf("n=%d seed %d: correct replica accused: %+v", size.N, seed, e)
+			if v := verdict(c, s); v != "" {
+				return fmt.Sprintf("n=%d seed %d victim %d: %s", size.N, seed, victim, v)
 			}
 		}
 	}
@@ -333,27 +315,10 @@ func relayRuns(t *testing.T, size sim.Size, attest bool, seeds int, byz ...sim.B
 					c.Input(id, core.Input{Instance: suites.SMRRoot, Value: req})
 				}
 			}
-			for i := 0; i < 20_000 && !s.Terminated(c); i++ {
-				if p := c.Pending(); len(p) > 0 && rng.IntN(4) > 0 {
-					c.Deliver(rng.IntN(len(p)))
-				} else {
-					c.Tick()
-				}
-			}
+			drive(c, rng, 20_000, func() bool { return s.Terminated(c) })
 			where := fmt.Sprintf("n=%d attest=%v byz=%v seed %d victim %d", size.N, attest, b, seed, victim)
-			if err := c.Err(); err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			if v := s.Check(c); len(v) > 0 {
-				t.Fatalf("%s: %v", where, v)
-			}
-			if !s.Terminated(c) {
-				t.Fatalf("%s: not every request ordered everywhere", where)
-			}
-			for _, e := range c.Evidence() {
-				if c.IsCorrect(e.Evidence.Accused) {
-					t.Fatalf("%s: correct replica accused: %+v", where, e)
-				}
+			if v := verdict(c, s); v != "" {
+				t.Fatalf("%s: %s", where, v)
 			}
 			withheld += w.n
 		}
@@ -372,7 +337,7 @@ func TestEngineSurvivesAnExecutionEveryModuleWithheld(t *testing.T) {
 		g := core.MustGroup(size.N, size.F, core.HybridSMR)
 		for seed := uint64(0); seed < uint64(seeds); seed++ {
 			s := suites.HybridSMR(suites.Options{TTCBAttest: true})
-			c, err := sim.NewCluster(s, g, seed, nil, os.Getenv("TRACE") != "")
+			c, err := sim.NewCluster(s, g, seed, nil, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -384,30 +349,10 @@ func TestEngineSurvivesAnExecutionEveryModuleWithheld(t *testing.T) {
 					c.Input(id, core.Input{Instance: suites.SMRRoot, Value: req})
 				}
 			}
-			for i := 0; i < 20_000 && !s.Terminated(c); i++ {
-				if p := c.Pending(); len(p) > 0 && rng.IntN(4) > 0 {
-					c.Deliver(rng.IntN(len(p)))
-				} else {
-					c.Tick()
-				}
-			}
+			drive(c, rng, 20_000, func() bool { return s.Terminated(c) })
 			where := fmt.Sprintf("n=%d seed %d", size.N, seed)
-			if err := c.Err(); err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			if v := s.Check(c); len(v) > 0 {
-				t.Fatalf("%s: %v", where, v)
-			}
-			if !s.Terminated(c) {
-				tr := c.Trace()
-				if len(tr) > 6000 {
-					tr = tr[len(tr)-6000:]
-				}
-				t.Log(tr)
-				t.Fatalf("%s: not every request ordered everywhere", where)
-			}
-			if len(c.Evidence()) > 0 {
-				t.Fatalf("%s: correct replica accused: %+v", where, c.Evidence()[0])
+			if v := verdict(c, s); v != "" {
+				t.Fatalf("%s: %s", where, v)
 			}
 			all++
 		}
@@ -441,15 +386,7 @@ func TestEngineWithACrashedTTCBModule(t *testing.T) {
 					}
 				}
 			}
-			run := func(steps int) {
-				for range steps {
-					if p := c.Pending(); len(p) > 0 && rng.IntN(4) > 0 {
-						c.Deliver(rng.IntN(len(p)))
-					} else {
-						c.Tick()
-					}
-				}
-			}
+			run := func(steps int) { drive(c, rng, steps, nil) }
 			submit("a", 1+rng.IntN(3))
 			run(rng.IntN(300))
 			m.Crash(host)
@@ -460,16 +397,47 @@ func TestEngineWithACrashedTTCBModule(t *testing.T) {
 				run(50)
 			}
 			where := fmt.Sprintf("n=%d seed %d module %d", size.N, seed, host)
-			if err := c.Err(); err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			if v := s.Check(c); len(v) > 0 {
-				t.Fatalf("%s: %v", where, v)
-			}
-			if !s.Terminated(c) {
-				t.Fatalf("%s: not every request ordered everywhere", where)
+			if v := verdict(c, s); v != "" {
+				t.Fatalf("%s: %s", where, v)
 			}
 		}
 	}
 	t.Logf("%d schedules with a crashed and restarted TTCB module, 0 violations", 2*seeds)
+}
+
+// drive takes up to steps scheduling steps: a random pending message is
+// delivered three times in four, else time advances (timers, TTCB
+// replies); it stops early once done (if set) holds.
+func drive(c *sim.Cluster, rng *rand.Rand, steps int, done func() bool) {
+	for range steps {
+		if done != nil && done() {
+			return
+		}
+		if p := c.Pending(); len(p) > 0 && rng.IntN(4) > 0 {
+			c.Deliver(rng.IntN(len(p)))
+		} else {
+			c.Tick()
+		}
+	}
+}
+
+// verdict is "" or the first problem of a finished run: a correct replica
+// halted, a property of the suite violated, a request not ordered
+// everywhere, or evidence against a correct replica.
+func verdict(c *sim.Cluster, s *sim.Suite) string {
+	if err := c.Err(); err != nil {
+		return err.Error()
+	}
+	if v := s.Check(c); len(v) > 0 {
+		return fmt.Sprint(v)
+	}
+	if !s.Terminated(c) {
+		return "not every request ordered everywhere"
+	}
+	for _, e := range c.Evidence() {
+		if c.IsCorrect(e.Evidence.Accused) {
+			return fmt.Sprintf("correct replica accused: %+v", e)
+		}
+	}
+	return ""
 }

@@ -224,6 +224,9 @@ func New(cfg Config) (*Server, error) {
 		if s.ttcb, err = newTTCBService(*cfg.TTCB, s.self, c.N, c.Hybrid.TBA, s.log); err != nil {
 			return nil, err
 		}
+		if err := s.ttcb.register(s.reg); err != nil {
+			return nil, err
+		}
 		hp := hybrid.DefaultParams(g, s.self, s.validRaw)
 		hp.MaxRequest = maxReq
 		if cfg.BatchSize > 0 {

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/ttcb"
 )
@@ -251,4 +253,23 @@ func sleep(ctx context.Context, d time.Duration) {
 func beforeTStart(req any) bool {
 	p, ok := req.(ttcb.TBAPropose)
 	return ok && uint64(time.Now().UnixNano()) < p.TStart
+}
+
+// register exports the adapter's counters (maftia_ttcb_*).
+func (s *ttcbService) register(reg prometheus.Registerer) error {
+	for _, c := range []struct {
+		name, help string
+		v          *atomic.Uint64
+	}{
+		{"maftia_ttcb_calls_total", "Requests of the ordering engine to the local TTCB module.", &s.calls},
+		{"maftia_ttcb_refused_total", "Of those, answered with a refusal (late proposal, withheld or expired result, queue full, no answer in time).", &s.refused},
+		{"maftia_ttcb_sessions_total", "Authenticated sessions opened to the module (more than the workers: the module restarted or a session broke).", &s.redials},
+	} {
+		v := c.v
+		if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(v.Load()) })); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"testing"
 )
@@ -12,6 +13,14 @@ func FuzzParseCluster(f *testing.F) {
 	f.Add(data)
 	f.Add([]byte("format: maftia-cluster/v1\nn: 1000000000\n"))
 	f.Add([]byte("members: [{id: 0}]"))
+	// A hybrid cluster file: the schedule section, with module keys.
+	hc, _, _ := Generate(rand.Reader, 3, 1, []string{"a:1", "b:1", "c:1"}, "hybrid")
+	for range 3 {
+		pub, _, _ := ed25519.GenerateKey(rand.Reader)
+		hc.Hybrid.Modules = append(hc.Hybrid.Modules, pub)
+	}
+	hdata, _ := MarshalCluster(hc)
+	f.Add(hdata)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseCluster(b)
 		if err != nil {
