@@ -99,7 +99,8 @@
 // and validates, then joins late the other executions of the epoch once
 // its first result shows TTCB time past tstart_e (the TTCB answers both
 // "nobody proposed" and "expired" with ErrExpired; a trusted timestamp
-// and Params.Retention tell them apart). With all n results, decided
+// and Params.Retention tell them apart; a module that cannot vouch for
+// "nobody proposed" withholds instead, ADR 0007). With all n results, decided
 // batches it lacks are fetched from their proposed-ok replicas; the epoch
 // delivers one *wire.Batch (the decided batches in owner order, duplicates
 // removed; nothing when all are empty). tstart_{e+1} = tstart_e + T_TBA +

@@ -463,3 +463,107 @@ func TestClusterCloneRefused(t *testing.T) {
 	t.Logf("original refused; clone (incarnation %d) not joined; peers saw stale %d, %d", clone.Incarnation(),
 		c.mod(1).Stats().Stale+c.mod(1).Stats().Clones, c.mod(2).Stats().Stale+c.mod(2).Stats().Clones)
 }
+
+// A module that holds no execution for a tag an entity asked about (its
+// entity proposed too late, and no round message reached it) may say
+// "nobody proposed" (ErrExpired) only when it can vouch for that: the
+// execution's rounds are over here, every round message sent in time has
+// been processed, and the module was connected and in time throughout.
+// Otherwise a host that proposed late would read a decided execution as
+// undecided and drift from the others (issue #10: the engine's epoch
+// schedule depends on how many executions were decided). Entity 3 proposes
+// after tstart and decides at once, first with its module healthy (it must
+// wait and then give the others' result), then with its module's control
+// reader descheduled (it must give the result or withhold, never
+// "expired"). The check has teeth: before the fix, Decide answered
+// ErrExpired at once in the first case (3 runs out of 3).
+func TestClusterLateEntityNeverToldNobodyProposed(t *testing.T) {
+	c := newCluster(t, 3, 1, testDelta, []uint32{1, 2, 3})
+	c.waitJoined(1, 2, 3)
+	ctx := ctxT(t, 60*time.Second)
+	elist := []EntityID{1, 2, 3}
+	for _, slowReceiver := range []bool{false, true} {
+		finished := false
+		for attempt := 0; attempt < 10 && !finished; attempt++ {
+			c.waitJoined(1, 2, 3)
+			cl1, cl2, cl3 := c.dial(1), c.dial(2), c.dial(3)
+			now, err := cl1.GetTimestamp(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tstart := now + uint64(2*testDelta)
+			tag := ExecutionKey(elist, tstart, DecisionMajority).Tag()
+			if slowReceiver {
+				c.mod(3).recvDelay.Store(int64(testDelta))
+			}
+			var wg sync.WaitGroup
+			res := map[EntityID]TBAResult{}
+			errs := map[EntityID]error{}
+			var mu sync.Mutex
+			for e, cl := range map[EntityID]*Client{1: cl1, 2: cl2} {
+				wg.Go(func() {
+					var r TBAResult
+					_, err := cl.Propose(ctx, elist, tstart, DecisionMajority, val(0xA))
+					if err == nil {
+						r, err = cl.Decide(ctx, tag)
+					}
+					mu.Lock()
+					res[e], errs[e] = r, err
+					mu.Unlock()
+				})
+			}
+			// Entity 3: just after tstart, before any round message can
+			// have been sent (round 1 starts at the first slot boundary
+			// at or after tstart).
+			for {
+				ts, err := cl3.GetTimestamp(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ts >= tstart {
+					break
+				}
+				time.Sleep(time.Duration(tstart-ts) + time.Millisecond)
+			}
+			_, perr := cl3.Propose(ctx, elist, tstart, DecisionMajority, val(0xB))
+			r3, err3 := cl3.Decide(ctx, tag)
+			wg.Wait()
+			c.mod(3).recvDelay.Store(0)
+			for _, cl := range []*Client{cl1, cl2, cl3} {
+				cl.Close()
+			}
+			if errs[1] != nil || errs[2] != nil {
+				t.Logf("slow=%v attempt %d: on-time entities did not finish (machine load): %v %v", slowReceiver, attempt, errs[1], errs[2])
+				continue
+			}
+			want := res[1]
+			sameAs := func(r TBAResult) bool {
+				return r.Decided == want.Decided && r.Value == want.Value && r.ProposedOK == want.ProposedOK && r.ProposedAny == want.ProposedAny
+			}
+			if !want.Decided || want.Value != val(0xA) || !sameAs(res[2]) {
+				t.Fatalf("on-time results differ or undecided: %+v %+v", res[1], res[2])
+			}
+			if !errors.Is(perr, ErrTooLate) {
+				t.Logf("slow=%v attempt %d: entity 3's proposal was not late (%v); again", slowReceiver, attempt, perr)
+				continue
+			}
+			switch {
+			case errors.Is(err3, ErrExpired):
+				t.Fatalf("slow=%v: module 3 told a late entity nobody proposed, the others decided %x", slowReceiver, want.Value[:1])
+			case err3 == nil && r3.Withheld:
+				t.Logf("slow=%v attempt %d: module 3 withheld (attested), stats %+v", slowReceiver, attempt, c.mod(3).Stats())
+			case err3 == nil:
+				if !sameAs(r3) {
+					t.Fatalf("slow=%v: module 3 answered %+v, the others %+v", slowReceiver, r3, want)
+				}
+				t.Logf("slow=%v attempt %d: module 3 answered the same result", slowReceiver, attempt)
+			default:
+				t.Logf("slow=%v attempt %d: module 3 refused: %v", slowReceiver, attempt, err3)
+			}
+			finished = true
+		}
+		if !finished {
+			t.Fatalf("slow=%v: no attempt finished", slowReceiver)
+		}
+	}
+}

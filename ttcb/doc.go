@@ -75,6 +75,13 @@
 // A module that cannot hear n−f modules (itself included) does not join,
 // and withholds results decided while cut off.
 //
+// An entity that proposed too late to an execution this module holds no
+// trace of is told "nobody proposed" (ErrExpired) only once the module
+// can vouch for it: after the deadline (as for a release), and only if the
+// module was connected and in time in every slot of the execution (it
+// keeps a bounded record of "blind" slots). Otherwise it withholds,
+// attested (ADR 0007).
+//
 // # Assumptions
 //
 //   - Modules fail only by crashing (they are the trusted part); payload

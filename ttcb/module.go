@@ -1,6 +1,7 @@
 package ttcb
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
@@ -28,8 +29,12 @@ type Stats struct {
 	TimingFailures, Stale, Clones, ControlDrop uint64
 	Tainted, LateMessages, LateAfterRelease    uint64
 	ClockRejected                              uint64
-	LocalAuthFailures, LocalBadFrames          uint64
-	RateLimited                                uint64
+	// Unvouched counts answers to an entity about an execution this
+	// module holds no trace of, given as an attested withholding because
+	// the module was cut off or late in that execution's slots.
+	Unvouched                         uint64
+	LocalAuthFailures, LocalBadFrames uint64
+	RateLimited                       uint64
 }
 
 type stats struct {
@@ -38,6 +43,7 @@ type stats struct {
 	timingFailures, stale, clones, controlDrop atomic.Uint64
 	tainted, lateMessages, lateAfterRelease    atomic.Uint64
 	clockRejected                              atomic.Uint64
+	unvouched                                  atomic.Uint64
 	localAuthFailures, localBadFrames          atomic.Uint64
 	rateLimited                                atomic.Uint64
 }
@@ -104,6 +110,7 @@ type Module struct {
 	sendSeq    uint64
 	peerSentAt uint64 // highest sentAt of any processed control message
 	awaiting   []*execution
+	blind      []slotSpan // slots in which this module cannot vouch that it saw every proposal
 	lateSlots  []uint64
 	pings      map[uint64]time.Time
 	samples    []syncSample
@@ -236,7 +243,7 @@ func (m *Module) Stats() Stats {
 		ControlMalformed: s.controlMalformed.Load(), Replays: s.replays.Load(), TimingFailures: s.timingFailures.Load(),
 		Stale: s.stale.Load(), Clones: s.clones.Load(), ControlDrop: s.controlDrop.Load(),
 		Tainted: s.tainted.Load(), LateMessages: s.lateMessages.Load(), LateAfterRelease: s.lateAfterRelease.Load(),
-		ClockRejected:     s.clockRejected.Load(),
+		ClockRejected: s.clockRejected.Load(), Unvouched: s.unvouched.Load(),
 		LocalAuthFailures: s.localAuthFailures.Load(), LocalBadFrames: s.localBadFrames.Load(), RateLimited: s.rateLimited.Load()}
 }
 
@@ -354,6 +361,7 @@ func (m *Module) boundaries() {
 		m.lastSlot = s
 		sent := m.slot(s)
 		if late := m.clk.global() - s*m.delta; m.joined && late > uint64(m.cfg.Slack) {
+			m.markBlind(s, s)
 			for _, e := range sent {
 				m.taint(e, "our round message left late")
 			}
@@ -411,7 +419,11 @@ func (m *Module) slot(s uint64) []*execution {
 	for _, p := range m.peers { // heartbeat every round: lets others see we are connected
 		m.send(p, &wire.TTCBControlBody{Kind: &wire.TTCBControlBody_Heartbeat{Heartbeat: &wire.TTCBEmpty{}}})
 	}
-	if len(decided) > 0 && !m.connected(s, uint64(m.cfg.F)+2) {
+	cutOff := m.joined && !m.connected(s, uint64(m.cfg.F)+2)
+	if cutOff {
+		m.markBlind(s, s)
+	}
+	if len(decided) > 0 && cutOff {
 		// Cut off from the other modules during the execution: this module
 		// may have missed proposals the others counted, so it must not
 		// answer (a partitioned module is a crashed one for the TTCB).
@@ -423,6 +435,7 @@ func (m *Module) slot(s uint64) []*execution {
 	m.release()
 	if s%64 == 0 {
 		m.t.expire(B)
+		m.pruneBlind(B)
 	}
 	return sent
 }
@@ -626,6 +639,10 @@ func (m *Module) onFlood(p *peerState, sentAt uint64, x floodExec) {
 			}
 			m.taint(e, "round message received after the round closed")
 		}
+		// Possibly an execution this module holds no trace of (its entity
+		// proposed late or not at all): it must not vouch for "nobody
+		// proposed" there either.
+		m.markBlind(s0, s0+uint64(m.cfg.F)+1)
 		m.selfTimingFailure(fmt.Errorf("%w: round %d from module %d processed after the round closed",
 			ErrTimingFailure, x.round, p.id))
 		return
@@ -633,7 +650,93 @@ func (m *Module) onFlood(p *peerState, sentAt uint64, x floodExec) {
 	if x.tstart > m.lastNow+uint64(m.cfg.Horizon) {
 		return
 	}
-	m.t.merge(x.elist, x.tstart, x.decision, m.decideAt(x.tstart), x.props, x.proposed)
+	if m.t.merge(x.elist, x.tstart, x.decision, m.decideAt(x.tstart), x.props, x.proposed) == nil && x.tstart >= m.t.floor {
+		m.markBlind(s0, s0+uint64(m.cfg.F)+1) // not admitted (table full): this module missed it
+	}
+}
+
+// slotSpan is an inclusive range of slots.
+type slotSpan struct{ from, to uint64 }
+
+// markBlind records that this module may have missed round messages in
+// slots from..to: it was cut off from n−f modules, handled a boundary
+// late, received a round message after its round closed, or could not
+// admit an execution. Kept (merged, sorted by from) while an execution
+// touching those slots can still be asked about.
+func (m *Module) markBlind(from, to uint64) {
+	if n := len(m.blind); n > 0 && m.blind[n-1].from <= from && from <= m.blind[n-1].to+1 {
+		m.blind[n-1].to = max(m.blind[n-1].to, to) // the common case: extends the latest span
+		return
+	}
+	m.blind = append(m.blind, slotSpan{from, to})
+	slices.SortFunc(m.blind, func(a, b slotSpan) int { return cmp.Compare(a.from, b.from) })
+	merged := m.blind[:1]
+	for _, b := range m.blind[1:] {
+		if last := &merged[len(merged)-1]; b.from <= last.to+1 {
+			last.to = max(last.to, b.to)
+		} else {
+			merged = append(merged, b)
+		}
+	}
+	m.blind = merged
+	if len(m.blind) > maxBlindSpans { // keep memory bounded: coarsen the oldest
+		m.blind[1].from = m.blind[0].from
+		m.blind = m.blind[1:]
+	}
+}
+
+// maxBlindSpans bounds the blind record (ATTACKS.md row 10); merging the
+// oldest spans only makes the module more cautious.
+const maxBlindSpans = 1024
+
+// pruneBlind drops spans no execution that may still be asked about
+// touches: an execution touching slot `to` decides by (to+f+1)·Δ and is
+// kept Retention after that.
+func (m *Module) pruneBlind(now uint64) {
+	m.blind = slices.DeleteFunc(m.blind, func(b slotSpan) bool {
+		return (b.to+uint64(m.cfg.F)+2)*m.delta+uint64(m.cfg.Retention) < now
+	})
+}
+
+func (m *Module) blindIn(from, to uint64) bool {
+	for _, b := range m.blind {
+		if b.from <= to && b.to >= from {
+			return true
+		}
+	}
+	return false
+}
+
+// answerNoExecution answers an entity's Decide for an execution it asked
+// about (it proposed, perhaps late) that this module holds no trace of.
+// "Nobody proposed by tstart" (ErrExpired) is a claim about every module's
+// proposals, so it is given only once it can be vouched for: the
+// execution's rounds are over here, a control message stamped at or after
+// its deadline has been processed (as for release), and the module was
+// connected and in time in all its slots. A module that cannot vouch
+// withholds, attested — it never answers that execution, which no longer
+// can appear here (its round messages would now be late and its
+// proposals too late). Past the retention window the answer is ErrExpired
+// as before: the result may have existed here and been dropped.
+func (m *Module) answerNoExecution(ref entRef, now uint64) any {
+	s0 := m.slot0(ref.tstart)
+	sd := s0 + uint64(m.cfg.F) + 1
+	at := sd * m.delta
+	expired := fmt.Errorf("%w: nobody proposed by tstart, or the result expired", ErrExpired)
+	if now > at+uint64(m.cfg.Retention) {
+		return Refused{Err: expired}
+	}
+	if m.lastSlot < sd {
+		return notReady{at: at, err: fmt.Errorf("%w: ready at %d", ErrNotReady, at)}
+	}
+	if ref.tstart < m.t.floor || m.blindIn(s0, sd) {
+		m.st.unvouched.Add(1)
+		return Attest(m.cfg.Key, m.cfg.ID, ref.key, TBAResult{Tag: ref.key.Tag(), Withheld: true})
+	}
+	if m.n > 1 && m.peerSentAt < at {
+		return notReady{at: at, err: fmt.Errorf("%w: ready at %d", ErrNotReady, at)}
+	}
+	return Refused{Err: expired}
 }
 
 // answerable reports whether e's result may be given to a caller: it is
@@ -799,6 +902,9 @@ func (m *Module) handleCall(c localCall) any {
 		return out
 	case TBADecide:
 		e, err := m.t.lookup(c.entity, r.Tag)
+		if nx := (*noExecution)(nil); errors.As(err, &nx) {
+			return m.answerNoExecution(nx.ref, now)
+		}
 		if err != nil {
 			return Refused{Err: err}
 		}

@@ -39,8 +39,22 @@ type execution struct {
 
 type entRef struct {
 	key      ExecKey
+	tstart   uint64
 	expireAt uint64
 }
+
+// noExecution is lookup's answer for a tag the entity asked about (it
+// proposed, perhaps too late) for which this table holds no execution:
+// either nobody proposed in time or the result expired. The module turns
+// it into ErrExpired only when it can vouch for "nobody proposed" (see
+// Module.vouch); the Model always can.
+type noExecution struct{ ref entRef }
+
+func (x *noExecution) Error() string {
+	return fmt.Sprintf("%v: tag %016x", ErrExpired, uint64(x.ref.key.Tag()))
+}
+
+func (x *noExecution) Unwrap() error { return ErrExpired }
 
 type table struct {
 	lim      tableLimits
@@ -97,7 +111,7 @@ func (t *table) propose(now uint64, from EntityID, p TBAPropose, decideAt func(u
 	if _, known := t.byEntity[from][key.Tag()]; !known && len(t.byEntity[from]) >= 8*t.lim.MaxPerEntity {
 		return out, fmt.Errorf("%w: entity %d holds %d results", ErrOverloaded, from, len(t.byEntity[from]))
 	}
-	t.remember(from, key, out.ReadyAt)
+	t.remember(from, key, p.TStart, out.ReadyAt)
 	e := t.execs[key]
 	if now >= p.TStart {
 		return out, fmt.Errorf("%w: tstart %d, now %d", ErrTooLate, p.TStart, now)
@@ -126,13 +140,13 @@ func (t *table) propose(now uint64, from EntityID, p TBAPropose, decideAt func(u
 // remember records that from asked about execution key, so that it may
 // retrieve the result by tag. Bounded by admission control upstream and
 // by expiry.
-func (t *table) remember(from EntityID, key ExecKey, readyAt uint64) {
+func (t *table) remember(from EntityID, key ExecKey, tstart, readyAt uint64) {
 	m := t.byEntity[from]
 	if m == nil {
 		m = make(map[Tag]entRef)
 		t.byEntity[from] = m
 	}
-	m[key.Tag()] = entRef{key: key, expireAt: readyAt + t.lim.Retention}
+	m[key.Tag()] = entRef{key: key, tstart: tstart, expireAt: readyAt + t.lim.Retention}
 }
 
 func (t *table) create(key ExecKey, elist []EntityID, tstart uint64, d Decision, decideAt uint64) *execution {
@@ -220,7 +234,7 @@ func (t *table) lookup(from EntityID, tag Tag) (*execution, error) {
 		if e := t.execs[ref.key]; e != nil {
 			return e, nil
 		}
-		return nil, fmt.Errorf("%w: tag %016x", ErrExpired, uint64(tag))
+		return nil, &noExecution{ref: ref}
 	}
 	var found *execution
 	for _, k := range t.restored[tag] {

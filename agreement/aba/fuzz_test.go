@@ -47,6 +47,12 @@ func FuzzStep(f *testing.F) {
 				t.Fatalf("Step returned %v on network input", err)
 			}
 		}
+		// Each sender costs five steps and may cost pairings: a bounded
+		// prefix keeps every input well under the fuzzer's 10 s per-call
+		// limit (senders repeat modulo 6 anyway).
+		if len(senders) > 32 {
+			senders = senders[:32]
+		}
 		for _, s := range senders {
 			step(s, payload)
 			r := round%4 + 1
