@@ -31,6 +31,10 @@ type Local struct {
 	// BatchSize and CheckpointEvery are handed to every replica (0: the defaults).
 	BatchSize       int
 	CheckpointEvery uint64
+	// IdleProbe and Retain are handed to every replica (Config.IdleProbe,
+	// Config.Retain; 0: the defaults).
+	IdleProbe time.Duration
+	Retain    uint64
 
 	mu      sync.Mutex
 	modules []*localTTCB // hybrid: one TTCB module per replica
@@ -158,7 +162,7 @@ func (l *Local) Start(id uint32) error {
 	}
 	cfg := Config{Cluster: l.Cluster, Private: l.Privs[i], PeerListener: pl, ClientListener: cl, AdminListener: al,
 		Attack: l.Attacks[id], Logger: l.Logger, BatchSize: l.BatchSize, CheckpointEvery: l.CheckpointEvery,
-		TTCB: l.ttcbFor(id)}
+		IdleProbe: l.IdleProbe, Retain: l.Retain, TTCB: l.ttcbFor(id)}
 	if l.Durable {
 		cfg.DataDir = filepath.Join(l.Dir, fmt.Sprintf("data-%d", id))
 	}

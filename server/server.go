@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -71,7 +72,15 @@ type Config struct {
 	// CheckpointEvery is the number of batches between checkpoint
 	// certificates (smr, Quorum key); default 64.
 	CheckpointEvery uint64
-	Logger          *slog.Logger
+	// IdleProbe: while this replica's position does not move for this
+	// long, it asks its peers for their latest certified checkpoint again
+	// (default 30 s; negative: only at start). A replica that fell behind
+	// and then saw no traffic would otherwise learn of newer checkpoints
+	// only from new checkpoint shares, i.e. only once clients write again.
+	// A runtime timer for liveness only: the transfer itself is checked
+	// against certificates and needs no timing.
+	IdleProbe time.Duration
+	Logger    *slog.Logger
 }
 
 // Server is one running replica. See the package documentation.
@@ -88,6 +97,7 @@ type Server struct {
 	m     *metrics
 	tr    transport.Transport
 	tls   *transport.TLS
+	cut   *cutTransport // fault injection (CutLinks), under the attack wrapper
 	store node.Storage
 	pdb   *storage.Store
 	nd    *node.Node
@@ -113,6 +123,8 @@ type Server struct {
 	stable   atomic.Uint64 // latest certified checkpoint
 	// transfers counts completed state transfers (xfer.go).
 	transfers atomic.Uint64
+	// idleProbes counts probes sent because the position stayed put.
+	idleProbes atomic.Uint64
 	// truncated is the first log shard not yet deleted (stepping goroutine).
 	truncated uint64
 }
@@ -215,7 +227,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.attack.Store(&cfg.Attack)
-	s.tr = wrapTransport(s.tls, s.Attack, g, p, c.Configuration == keys.Hybrid)
+	s.cut = &cutTransport{Transport: s.tls, self: s.self, members: g.Members()}
+	s.tr = wrapTransport(s.cut, s.Attack, g, p, c.Configuration == keys.Hybrid)
 
 	// Ordering engine and replication: the same replica and application
 	// on either configuration.
@@ -429,6 +442,9 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.acceptLoop(ctx, &wg) }()
 	s.probePeers(ctx, &wg)
+	if s.cfg.IdleProbe >= 0 {
+		s.probeWhileIdle(ctx, &wg, cmp.Or(s.cfg.IdleProbe, 30*time.Second))
+	}
 	if s.adminLn != nil {
 		srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(2)

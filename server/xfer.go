@@ -101,3 +101,32 @@ func (s *Server) probePeers(ctx context.Context, wg *sync.WaitGroup) {
 		}
 	}()
 }
+
+// probeWhileIdle probes the peers again (as at start) whenever the
+// replica's position stayed put for a whole period: a replica left behind
+// by a partition or a stall, with no client traffic since, still learns of
+// the certified checkpoint the others reached and catches up. Each probe
+// costs one PROBE to each peer and one STATUS back; a certificate seen
+// before is not verified again (smr/xfer.go).
+func (s *Server) probeWhileIdle(ctx context.Context, wg *sync.WaitGroup, every time.Duration) {
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		last := s.pos.Load()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if pos := s.pos.Load(); pos != last {
+				last = pos
+				continue
+			}
+			s.idleProbes.Add(1)
+			if err := s.nd.Submit(ctx, core.Input{Instance: smr.TransferInstance}); err != nil && ctx.Err() == nil {
+				s.log.Debug("idle probe", "err", err)
+			}
+		}
+	})
+}

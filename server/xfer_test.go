@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/maftia/maftia/apps/kv"
+	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/smr"
 )
 
@@ -23,24 +24,12 @@ func TestEmptyDiskCatchesUpByStateTransfer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real cluster")
 	}
-	l, err := NewLocal(t.TempDir(), 4, 1, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Durable, l.CheckpointEvery, l.Attacks = true, 16, map[uint32]Attack{1: AttackBadState}
-	if err := l.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.StopAll)
-	c := kv.Client{S: dial(t, l, 0)}
+	l, write := startTuned(t, keys.Async, 4, 1, 50, func(l *Local) {
+		l.Durable, l.CheckpointEvery, l.Attacks = true, 16, map[uint32]Attack{1: AttackBadState}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	put := func(i int) {
-		t.Helper()
-		if _, err := c.Put(ctx, []byte(fmt.Sprintf("k%d", i%50)), []byte(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(i int) { t.Helper(); write(ctx, i) }
 	i := 0
 	for ; l.Server(1).StableCheckpoint() < smr.LogShard+16; i++ {
 		if i > 600 {
@@ -73,10 +62,80 @@ func TestEmptyDiskCatchesUpByStateTransfer(t *testing.T) {
 	}
 	t.Logf("replica 4 caught up by %d state transfer(s) to checkpoint %d, at batch %d; evidence against replica 1 (bad-state): %v",
 		s4.Transfers(), s4.StableCheckpoint(), s4.Position(), s4.Status().Evidence[1])
-	// Quiesce: every replica at one position, then compare the states.
+	transferred := s4.StableCheckpoint()
+	sameStates(ctx, t, l)
+	// A second restart starts from the checkpoint the transfer stored.
+	if err := l.Start(4); err != nil {
+		t.Fatalf("second restart: %v", err)
+	}
+	if s := l.Server(4); s.StableCheckpoint() < transferred || s.Position() < transferred {
+		t.Fatalf("second restart at checkpoint %d, batch %d; transferred %d", s.StableCheckpoint(), s.Position(), transferred)
+	}
+	t.Logf("second restart from stored checkpoint %d at batch %d", l.Server(4).StableCheckpoint(), l.Server(4).Position())
+}
+
+// A replica cut off from the others (not restarted) while they certify
+// checkpoints far ahead, then healed with no client traffic at all: with
+// the idle probe it learns of the latest certified checkpoint by itself
+// and catches up by state transfer. The teeth: with the probe disabled
+// (IdleProbe < 0) it stays where it was, since nothing else tells it that
+// it is behind.
+func TestCutOffReplicaCatchesUpWithoutTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
+	}
+	for _, probe := range []time.Duration{300 * time.Millisecond, -1} {
+		t.Run(fmt.Sprintf("idle-probe=%v", probe), func(t *testing.T) {
+			// Retain 8: more than 8 epochs behind, FETCH cannot help, so
+			// only a certified checkpoint can.
+			l, write := startTuned(t, keys.Async, 4, 1, 50, func(l *Local) { l.CheckpointEvery, l.IdleProbe, l.Retain = 16, probe, 8 })
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			put := func(i int) { t.Helper(); write(ctx, i) }
+			s1, s4 := l.Server(1), l.Server(4)
+			for id := uint32(1); id <= 3; id++ {
+				l.Server(id).CutLinks(4)
+			}
+			s4.CutLinks(1, 2, 3)
+			i := 0
+			for ; s1.StableCheckpoint() < 48; i++ {
+				if i > 600 {
+					t.Fatalf("no checkpoint at 48 after %d writes", i)
+				}
+				put(i)
+			}
+			behind := s4.Position()
+			for id := uint32(1); id <= 4; id++ {
+				l.Server(id).CutLinks() // heal; no more writes from here on
+			}
+			target := s1.StableCheckpoint()
+			deadline := time.Now().Add(10 * time.Second)
+			if probe < 0 {
+				deadline = time.Now().Add(3 * time.Second)
+			}
+			for s4.Position() < target && time.Now().Before(deadline) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			got := s4.Position()
+			t.Logf("replica 4 at batch %d before the heal, %d after (transfers %d, idle probes %d); certified checkpoint %d",
+				behind, got, s4.Transfers(), s4.idleProbes.Load(), target)
+			switch {
+			case probe > 0 && (got < target || s4.Transfers() == 0):
+				t.Fatalf("replica 4 did not catch up without traffic: batch %d, checkpoint %d", got, target)
+			case probe < 0 && got >= target:
+				t.Fatalf("replica 4 caught up without the idle probe (batch %d): the test has no teeth", got)
+			}
+		})
+	}
+}
+
+// sameStates waits until every replica of l sits at one position, stops
+// them all and compares their state digests.
+func sameStates(ctx context.Context, t *testing.T, l *Local) {
+	t.Helper()
 	var ss []*Server
-	for id := uint32(1); id <= 4; id++ {
-		ss = append(ss, l.Server(id))
+	for _, m := range l.Cluster.Members {
+		ss = append(ss, l.Server(m.ID))
 	}
 	for settled := 0; settled < 10; {
 		p := ss[0].Position()
@@ -94,7 +153,6 @@ func TestEmptyDiskCatchesUpByStateTransfer(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	transferred := s4.StableCheckpoint()
 	l.StopAll()
 	want, _ := ss[0].rep.StateDigest()
 	for id, s := range ss {
@@ -102,12 +160,75 @@ func TestEmptyDiskCatchesUpByStateTransfer(t *testing.T) {
 			t.Fatalf("replica %d: state %x at %d, replica 1: %x at %d", id+1, d[:6], s.Position(), want[:6], ss[0].Position())
 		}
 	}
-	// A second restart starts from the checkpoint the transfer stored.
-	if err := l.Start(4); err != nil {
-		t.Fatalf("second restart: %v", err)
+}
+
+// State transfer on the hybrid configuration (n = 3 with TTCB modules):
+// replica 3 is stopped, its data directory deleted, and restarted empty
+// while the others have certified checkpoints; it fetches the latest
+// certified state, the hybrid engine resumes after it (hybrid.Engine
+// implements smr.Resumer), and it ends with the others' state digest.
+func TestHybridEmptyDiskCatchesUpByStateTransfer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real cluster")
 	}
-	if s := l.Server(4); s.StableCheckpoint() < transferred || s.Position() < transferred {
-		t.Fatalf("second restart at checkpoint %d, batch %d; transferred %d", s.StableCheckpoint(), s.Position(), transferred)
+	l, write := startTuned(t, keys.Hybrid, 3, 1, 20, func(l *Local) { l.Durable, l.CheckpointEvery = true, 8 })
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	put := func(i int) { t.Helper(); write(ctx, i) }
+	i := 0
+	for ; l.Server(1).StableCheckpoint() < 8; i++ {
+		if i > 200 {
+			t.Fatalf("no checkpoint after %d writes", i)
+		}
+		put(i)
 	}
-	t.Logf("second restart from stored checkpoint %d at batch %d", l.Server(4).StableCheckpoint(), l.Server(4).Position())
+	if err := l.Stop(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(l.Dir, "data-3")); err != nil {
+		t.Fatal(err)
+	}
+	for ; l.Server(1).StableCheckpoint() < 16; i++ { // the others move on
+		if i > 400 {
+			t.Fatalf("no second checkpoint after %d writes", i)
+		}
+		put(i)
+	}
+	if err := l.Start(3); err != nil {
+		t.Fatal(err)
+	}
+	s3 := l.Server(3)
+	for ; s3.Transfers() == 0 || s3.Position() < l.Server(1).Position(); i++ {
+		if ctx.Err() != nil {
+			t.Fatalf("replica 3 at batch %d after %d transfers, replica 1 at %d (%s)", s3.Position(), s3.Transfers(),
+				l.Server(1).Position(), s3.heng.Progress())
+		}
+		put(i)
+	}
+	t.Logf("replica 3 caught up by %d state transfer(s) to checkpoint %d, at batch %d (replica 1 at %d)",
+		s3.Transfers(), s3.StableCheckpoint(), s3.Position(), l.Server(1).Position())
+	sameStates(ctx, t, l)
+}
+
+// startTuned creates a local cluster (one client identity), lets tune
+// adjust it, starts it and returns it with a KV client on replica 1's
+// identity and a writer of key i%keys.
+func startTuned(t *testing.T, cfg keys.Configuration, n, f, keyCount int, tune func(*Local)) (*Local, func(context.Context, int)) {
+	t.Helper()
+	l, err := NewLocalConfig(t.TempDir(), cfg, n, f, 1, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tune(l)
+	if err := l.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.StopAll)
+	c := kv.Client{S: dial(t, l, 0)}
+	return l, func(ctx context.Context, i int) {
+		t.Helper()
+		if _, err := c.Put(ctx, []byte(fmt.Sprintf("k%d", i%keyCount)), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
 }

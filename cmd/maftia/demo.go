@@ -131,14 +131,14 @@ func runDemo(ctx context.Context, o demoOptions, w io.Writer) error {
 	}
 
 	fmt.Fprintf(w, "\n[1/2] all replicas correct: %d clients, put/get with read-your-writes checks\n", o.clients)
-	p1 := runLoad(ctx, clients, o.phase, 1_000_000, o.payload, w, "healthy")
+	p1 := runLoad(ctx, clients, loadSpec{Duration: o.phase, MaxOps: 1_000_000, Payload: o.payload}, w, "healthy")
 	report(w, p1)
 
 	byz := l.Server(o.byzantine)
 	before := replicaReplies(l)
 	fmt.Fprintf(w, "\n[2/2] replica %d turns Byzantine: --attack %s\n", o.byzantine, attack)
 	byz.SetAttack(attack)
-	p2 := runLoad(ctx, clients, o.phase, 1_000_000, o.payload, w, "replica "+fmt.Sprint(o.byzantine)+" "+string(attack))
+	p2 := runLoad(ctx, clients, loadSpec{Duration: o.phase, MaxOps: 1_000_000, Payload: o.payload}, w, "replica "+fmt.Sprint(o.byzantine)+" "+string(attack))
 	report(w, p2)
 	time.Sleep(300 * time.Millisecond) // let evidence from the last epochs be counted
 	after := replicaReplies(l)
@@ -220,9 +220,26 @@ func demoConfiguration(s string) (keys.Configuration, int, error) {
 // localClusterConfig is localCluster for either configuration: 4
 // replicas for async, 3 replicas and 3 TTCB modules for hybrid (f = 1).
 func localClusterConfig(dir string, cfg keys.Configuration, clients int, log *slog.Logger, tune func(*server.Local)) (l *server.Local, stop func(), err error) {
-	_, n, err := demoConfiguration(string(cfg))
+	return localClusterN(dir, cfg, 0, clients, log, tune)
+}
+
+// localClusterN is localClusterConfig with n replicas (0: the default for
+// the configuration) and the largest f they tolerate: n ≥ 3f+1 for async,
+// n ≥ 2f+1 for hybrid.
+func localClusterN(dir string, cfg keys.Configuration, n, clients int, log *slog.Logger, tune func(*server.Local)) (l *server.Local, stop func(), err error) {
+	_, def, err := demoConfiguration(string(cfg))
 	if err != nil {
 		return nil, nil, err
+	}
+	if n == 0 {
+		n = def
+	}
+	f := (n - 1) / 3
+	if cfg == keys.Hybrid {
+		f = (n - 1) / 2
+	}
+	if f < 1 || n > 16 {
+		return nil, nil, fmt.Errorf("%d replicas: want %d..16 for %s (f ≥ 1)", n, def, cfg)
 	}
 	tmp := ""
 	if dir == "" {
@@ -236,7 +253,7 @@ func localClusterConfig(dir string, cfg keys.Configuration, clients int, log *sl
 			os.RemoveAll(tmp)
 		}
 	}
-	if l, err = server.NewLocalConfig(dir, cfg, n, 1, clients, log); err != nil {
+	if l, err = server.NewLocalConfig(dir, cfg, n, f, clients, log); err != nil {
 		cleanup()
 		return nil, nil, err
 	}

@@ -106,7 +106,7 @@ func loadTTCBConfig(path string) (ttcb.Config, int, error) {
 }
 
 func newTTCBCmd() *cobra.Command {
-	var config string
+	var config, metrics string
 	cmd := &cobra.Command{
 		Use:   "ttcb",
 		Short: "Run this host's TTCB module (the wormhole: trusted time, block agreement, random numbers)",
@@ -126,18 +126,28 @@ on a corrupt or rolled-back state file it exits with an error.`,
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return superviseTTCB(ctx, cfg, maxRestarts)
+			var mt ttcbMetrics
+			if metrics != "" {
+				addr, err := mt.serve(ctx, metrics)
+				if err != nil {
+					return fmt.Errorf("--metrics: %w", err)
+				}
+				fmt.Fprintf(os.Stderr, "ttcb module %d metrics: http://%s/metrics\n", cfg.ID, addr)
+			}
+			return superviseTTCB(ctx, cfg, maxRestarts, mt.started)
 		},
 	}
 	cmd.Flags().StringVar(&config, "config", "ttcb.yaml", "module configuration file")
+	cmd.Flags().StringVar(&metrics, "metrics", "", "serve the module's counters at http://ADDR/metrics (e.g. 127.0.0.1:9300; keep it off the control network)")
 	cmd.AddCommand(newTTCBKeygenCmd())
 	return cmd
 }
 
 // superviseTTCB runs the module and restarts it after a timing failure
 // (crash-only recovery: a new incarnation rejoins).
-func superviseTTCB(ctx context.Context, cfg ttcb.Config, maxRestarts int) error {
+func superviseTTCB(ctx context.Context, cfg ttcb.Config, maxRestarts int, started func(*ttcb.Module)) error {
 	return ttcb.Supervise(ctx, cfg, maxRestarts, func(m *ttcb.Module) {
+		started(m)
 		fmt.Fprintf(os.Stderr, "ttcb module %d ready: socket=%s incarnation=%d public_key=%x\n",
 			cfg.ID, cfg.Socket, m.Incarnation(), []byte(m.PublicKey()))
 	})

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,5 +55,29 @@ func TestTTCBConfigErrors(t *testing.T) {
 	}
 	if _, _, err := loadTTCBConfig(write(good)); !errors.Is(err, ttcb.ErrConfig) {
 		t.Fatalf("world-readable key: %v", err)
+	}
+}
+
+// `maftia ttcb --metrics`: the counters are served (zero before the
+// module starts) under their documented names.
+func TestTTCBMetricsServed(t *testing.T) {
+	var mt ttcbMetrics
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := mt.serve(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"maftia_ttcb_module_unvouched_total 0", "maftia_ttcb_module_tainted_total 0",
+		"maftia_ttcb_module_control_bad_mac_total 0", "maftia_ttcb_module_joined 0", "maftia_ttcb_module_restarts_total 0"} {
+		if !strings.Contains(string(body), name) {
+			t.Fatalf("/metrics lacks %q:\n%s", name, body)
+		}
 	}
 }
