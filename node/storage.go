@@ -45,6 +45,16 @@ func (s *MemStorage) SaveRecords(recs []core.Record) error {
 	return nil
 }
 
+// DeleteRecordSet removes the given records (garbage collection).
+func (s *MemStorage) DeleteRecordSet(recs []core.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range recs {
+		delete(s.m, memKey{r.Instance, r.Key})
+	}
+	return nil
+}
+
 // Records implements Storage.
 func (s *MemStorage) Records(inst core.InstanceID) ([]core.Record, error) {
 	s.mu.Lock()

@@ -38,6 +38,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		stat("maftia_smr_rejected_total", "Ordered requests rejected at execution (invalid signature).", func() float64 { return float64(s.Stats().Rejected) }),
 		stat("maftia_smr_malformed_total", "Ordered requests that did not decode.", func() float64 { return float64(s.Stats().Malformed) }),
 		stat("maftia_smr_transfers_total", "Certified checkpoints installed by state transfer from peers.", func() float64 { return float64(s.Transfers()) }),
+		stat("maftia_smr_engine_records_collected_total", "Persisted records of finished abc epochs deleted (garbage collection).", func() float64 { return float64(s.collected.Load()) }),
 		stat("maftia_smr_idle_probes_total", "Probes for newer certified checkpoints sent because this replica's position stayed put for a probe period.", func() float64 { return float64(s.idleProbes.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "maftia_smr_position_batches", Help: "Last executed batch."},
 			func() float64 { return float64(s.Position()) }),

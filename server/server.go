@@ -125,6 +125,10 @@ type Server struct {
 	transfers atomic.Uint64
 	// idleProbes counts probes sent because the position stayed put.
 	idleProbes atomic.Uint64
+	// collected counts engine records garbage-collected; gcNext is the
+	// epoch of the next collection (stepping goroutine).
+	collected atomic.Uint64
+	gcNext    uint64
 	// truncated is the first log shard not yet deleted (stepping goroutine).
 	truncated uint64
 }
@@ -483,7 +487,60 @@ func (s *Server) deliver(d core.Delivery) {
 	s.pos.Store(e.Position)
 	s.stable.Store(s.rep.StableCheckpoint().Seq)
 	s.saveCheckpoint()
+	s.collectEngineRecords()
 	s.replyCh <- e
+}
+
+// Records of finished abc epochs. The sub-protocols persist what they said
+// (AVID echo/ready, CBC signatures, ABA rounds: about 50 records per epoch
+// at n = 4) so that it survives a crash; an epoch's records are dead once
+// the epoch is delivered and a restarted replica resumes after it. They are
+// collected every engineGCEvery epochs, keeping the last engineKeep
+// delivered epochs (their sub-instances may still be finishing), in one
+// unsynced batch; a collection lost in a crash is redone by the next one,
+// which also removes what an older version left behind.
+const (
+	engineGCEvery = 16
+	engineKeep    = 2
+)
+
+// collectEngineRecords runs on the stepping goroutine after the step's
+// records are durable (async configuration; the hybrid engine keeps one
+// resume record).
+func (s *Server) collectEngineRecords() {
+	a, ok := s.eng.(*abc.ABC)
+	if !ok {
+		return
+	}
+	next := a.NextEpoch()
+	if next < s.gcNext {
+		return
+	}
+	s.gcNext = next + engineGCEvery
+	del, ok := s.store.(interface{ DeleteRecordSet([]core.Record) error })
+	if !ok {
+		return
+	}
+	recs, err := s.store.Records(smr.EngineInstance)
+	if err != nil {
+		s.log.Error("collect engine records", "err", err)
+		return
+	}
+	depth := smr.EngineInstance.Depth() + 1
+	var dead []core.Record
+	for _, r := range recs {
+		if name, e, ok := r.Instance.Prefix(depth).Last(); ok && name == "e" && e+engineKeep < next {
+			dead = append(dead, r)
+		}
+	}
+	if len(dead) == 0 {
+		return
+	}
+	if err := del.DeleteRecordSet(dead); err != nil {
+		s.log.Error("collect engine records", "err", err)
+		return
+	}
+	s.collected.Add(uint64(len(dead)))
 }
 
 // saveCheckpoint stores a newly certified checkpoint with its snapshot

@@ -190,6 +190,21 @@ func (s *Store) DeleteRecords(inst core.InstanceID) error {
 	return b.Commit(s.write)
 }
 
+// DeleteRecordSet removes the given records (garbage collection of
+// finished instances, in one batch). The deletion is not fsynced: one
+// lost in a crash is redone by the next collection, and any later synced
+// write makes it durable with it.
+func (s *Store) DeleteRecordSet(recs []core.Record) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, r := range recs {
+		if err := b.Delete(recordKey(r.Instance, r.Key), nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.NoSync)
+}
+
 // AppendLog durably stores the ordered entry seq. Appending identical
 // content again is a no-op; different content at an existing seq is
 // ErrConflict (history never changes).
