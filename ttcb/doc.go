@@ -73,7 +73,9 @@
 // in-time round message was read by then.
 //
 // A module that cannot hear n−f modules (itself included) does not join,
-// and withholds results decided while cut off.
+// and withholds every execution in one of whose slots it did not hear
+// from n−f−1 peers (every joined module sends at every boundary, so this
+// is checked slot by slot).
 //
 // An entity that proposed too late to an execution this module holds no
 // trace of is told "nobody proposed" (ErrExpired) only once the module

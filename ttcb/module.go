@@ -111,6 +111,7 @@ type Module struct {
 	peerSentAt uint64 // highest sentAt of any processed control message
 	awaiting   []*execution
 	blind      []slotSpan // slots in which this module cannot vouch that it saw every proposal
+	cutHist    uint64     // bit i: cut off from n−f modules in slot lastSlot−i
 	lateSlots  []uint64
 	pings      map[uint64]time.Time
 	samples    []syncSample
@@ -419,16 +420,27 @@ func (m *Module) slot(s uint64) []*execution {
 	for _, p := range m.peers { // heartbeat every round: lets others see we are connected
 		m.send(p, &wire.TTCBControlBody{Kind: &wire.TTCBControlBody_Heartbeat{Heartbeat: &wire.TTCBEmpty{}}})
 	}
-	cutOff := m.joined && !m.connected(s, uint64(m.cfg.F)+2)
+	// Every joined module sends a message at every boundary (the heartbeat
+	// above, or round messages), and on a timely control network it
+	// arrives before the next one. So a slot in which fewer than n−f−1
+	// peers were heard is one in which this module may have missed round
+	// messages: it is cut off for that slot. (Checking only that peers
+	// were heard at some time in the last f+2 slots let a module cut off
+	// in the middle of an execution release it from an incomplete set:
+	// the hybrid-ttcb-cut-3 scenario.)
+	cutOff := m.joined && !m.connected(s, 1)
+	m.cutHist <<= 1
 	if cutOff {
+		m.cutHist |= 1
 		m.markBlind(s, s)
 	}
-	if len(decided) > 0 && cutOff {
-		// Cut off from the other modules during the execution: this module
-		// may have missed proposals the others counted, so it must not
-		// answer (a partitioned module is a crashed one for the TTCB).
-		for _, e := range decided {
-			m.taint(e, "cut off from n−f modules")
+	for _, e := range decided {
+		// Cut off from the other modules in one of the execution's
+		// rounds: this module may have missed proposals the others
+		// counted, so it must not answer (a partitioned module is a
+		// crashed one for the TTCB).
+		if back := s - min(s, m.slot0(e.tstart)); back >= 63 || m.cutHist&(1<<(back+1)-1) != 0 {
+			m.taint(e, "cut off from n−f modules in one of its rounds")
 		}
 	}
 	m.awaiting = append(m.awaiting, decided...)

@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +39,7 @@ type ttcbProc struct {
 	id                           int
 	config, socket, logPath      string
 	pubFile, entityKey, stateDir string
+	control, metrics             string // UDP control address; /metrics address (maftia ttcb --metrics)
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -88,7 +92,7 @@ func (c *cluster) setupTTCB(n, f int) {
 		}
 		m := &ttcbProc{id: i, config: filepath.Join(d, "ttcb.yaml"), socket: filepath.Join(sockDir, fmt.Sprintf("%d.sock", i)),
 			logPath: filepath.Join(c.dir, fmt.Sprintf("ttcb-%d.log", i)), pubFile: filepath.Join(d, "module.pub"),
-			entityKey: filepath.Join(d, "entity.key"), stateDir: d}
+			entityKey: filepath.Join(d, "entity.key"), stateDir: d, control: ctl[i-1], metrics: freeTCP(t)}
 		mpub := keygen(filepath.Join(d, "module.key"))
 		epub := keygen(m.entityKey)
 		modules = append(modules, mpub)
@@ -151,7 +155,7 @@ func (c *cluster) startTTCB(id int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	m.cmd = exec.Command(c.bin, "ttcb", "--config", m.config)
+	m.cmd = exec.Command(c.bin, "ttcb", "--config", m.config, "--metrics", m.metrics)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	orphanKill(m.cmd)
 	if err := m.cmd.Start(); err != nil {
@@ -181,6 +185,66 @@ func (c *cluster) ttcbDown(id int) error {
 		return fmt.Errorf("TTCB module %d still accepts connections", id)
 	}
 	return nil
+}
+
+// freeTCP returns a free loopback TCP address.
+func freeTCP(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// cutTTCB cuts module id off the TTCB control network (on) or heals it:
+// iptables drops every loopback UDP datagram to or from its control port.
+// The module and its replica keep running; the payload network is intact.
+func (c *cluster) cutTTCB(id int, on bool) {
+	c.t.Helper()
+	_, port, err := net.SplitHostPort(c.ttcbs[id-1].control)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	op := "-I"
+	if !on {
+		op = "-D"
+	}
+	for _, dir := range []string{"--dport", "--sport"} {
+		if out, err := exec.Command("iptables", op, "OUTPUT", "-o", "lo", "-p", "udp", dir, port, "-j", "DROP").CombinedOutput(); err != nil {
+			c.t.Errorf("iptables %s OUTPUT %s %s: %v: %s", op, dir, port, err, out)
+		}
+	}
+}
+
+// canCutTTCB reports why cutTTCB cannot work here ("" if it can).
+func canCutTTCB() string {
+	if os.Geteuid() != 0 {
+		return "not root"
+	}
+	if err := exec.Command("iptables", "-S", "OUTPUT").Run(); err != nil {
+		return fmt.Sprintf("iptables unusable: %v", err)
+	}
+	return ""
+}
+
+// ttcbCounter reads one counter of module id's /metrics.
+func (c *cluster) ttcbCounter(id int, name string) (float64, error) {
+	resp, err := http.Get("http://" + c.ttcbs[id-1].metrics + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("module %d: no %s in /metrics", id, name)
 }
 
 func hybridSelected(name string) bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,6 +130,37 @@ var hybridNemeses = []nemesis{
 		inject: func(c *cluster) { c.killTTCB(3) },
 		check:  func(c *cluster) error { return c.ttcbDown(3) },
 		heal:   func(c *cluster) { c.startTTCB(3) }},
+	{name: "hybrid-ttcb-cut-3", rows: "3", hybrid: true, target: 3, resume: true,
+		// Host 3's TTCB module is cut off the control network (iptables
+		// drops its UDP both ways); module and replica keep running. The
+		// module must withhold what it cannot vouch for (tainted or
+		// unknown executions, ADR 0007) rather than answer "nobody
+		// proposed"; replica 3 relays the others' results meanwhile.
+		inject: func(c *cluster) { c.cutTTCB(3, true) },
+		check: func(c *cluster) error {
+			var sum float64
+			for _, name := range []string{"maftia_ttcb_module_tainted_total", "maftia_ttcb_module_unvouched_total"} {
+				v, err := c.ttcbCounter(3, name)
+				if err != nil {
+					return err
+				}
+				sum += v
+			}
+			if sum == 0 {
+				resp, _ := http.Get("http://" + c.ttcbs[2].metrics + "/metrics")
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var keep []string
+				for _, l := range strings.Split(string(b), "\n") {
+					if strings.HasPrefix(l, "maftia_ttcb") {
+						keep = append(keep, l)
+					}
+				}
+				return fmt.Errorf("module 3 withheld nothing while cut off the control network: %s", strings.Join(keep, "; "))
+			}
+			return nil
+		},
+		heal: func(c *cluster) { c.cutTTCB(3, false) }},
 	{name: "hybrid-partition-3", rows: "3", hybrid: true, target: 3,
 		// The payload network of replica 3 is cut; the TTCB control
 		// network (loopback UDP, no proxy) is not.
@@ -210,6 +242,11 @@ func TestNemesis(t *testing.T) {
 			continue
 		}
 		t.Run(nm.name, func(t *testing.T) {
+			if nm.name == "hybrid-ttcb-cut-3" {
+				if why := canCutTTCB(); why != "" {
+					t.Skipf("cannot cut a TTCB module off its control network here (%s)", why)
+				}
+			}
 			r := runScenario(t, bin, nm, d)
 			rows = append(rows, r)
 			if r.violations > 0 {
