@@ -200,14 +200,7 @@ func restartCampaign(t *testing.T, broken string, seeds int) string {
 			}
 			rng := rand.New(rand.NewPCG(seed, 17))
 			victim := core.NodeID(1 + rng.IntN(size.N))
-			submit := func(tag string, k int) {
-				for i := range k {
-					req := fmt.Appendf(nil, "ok:%s-%d", tag, i)
-					for _, id := range g.Members() {
-						c.Input(id, core.Input{Instance: suites.SMRRoot, Value: req})
-					}
-				}
-			}
+			submit := func(tag string, k int) { submitAll(c, g, tag, k) }
 			run := func(steps int) { drive(c, rng, steps, nil) }
 			submit("a", 1+rng.IntN(4))
 			run(rng.IntN(400))
@@ -378,14 +371,7 @@ func TestEngineWithACrashedTTCBModule(t *testing.T) {
 			m := suites.TTCBModel(s)
 			rng := rand.New(rand.NewPCG(seed, 37))
 			host := core.NodeID(1 + rng.IntN(size.N))
-			submit := func(tag string, k int) {
-				for i := range k {
-					req := fmt.Appendf(nil, "ok:%s-%d", tag, i)
-					for _, id := range g.Members() {
-						c.Input(id, core.Input{Instance: suites.SMRRoot, Value: req})
-					}
-				}
-			}
+			submit := func(tag string, k int) { submitAll(c, g, tag, k) }
 			run := func(steps int) { drive(c, rng, steps, nil) }
 			submit("a", 1+rng.IntN(3))
 			run(rng.IntN(300))
@@ -408,6 +394,16 @@ func TestEngineWithACrashedTTCBModule(t *testing.T) {
 // drive takes up to steps scheduling steps: a random pending message is
 // delivered three times in four, else time advances (timers, TTCB
 // replies); it stops early once done (if set) holds.
+// submitAll gives k valid requests tagged tag to every replica.
+func submitAll(c *sim.Cluster, g core.Group, tag string, k int) {
+	for i := range k {
+		req := fmt.Appendf(nil, "ok:%s-%d", tag, i)
+		for _, id := range g.Members() {
+			c.Input(id, core.Input{Instance: suites.SMRRoot, Value: req})
+		}
+	}
+}
+
 func drive(c *sim.Cluster, rng *rand.Rand, steps int, done func() bool) {
 	for range steps {
 		if done != nil && done() {

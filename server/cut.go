@@ -13,7 +13,6 @@ import (
 // so this is the "messages lost" fault, not "peer unreachable".
 type cutTransport struct {
 	transport.Transport
-	self    core.NodeID
 	members []core.NodeID
 	cut     atomic.Pointer[map[core.NodeID]bool]
 	dropped atomic.Uint64

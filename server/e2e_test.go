@@ -26,6 +26,47 @@ func dialAll(t *testing.T, l *Local, n int) []kvtest.Submitter {
 	return cs
 }
 
+// faultedWorkload runs 3 clients' kvtest workload (on cs, into h) for run
+// and, 3 s into it, calls fault, waits pause and calls heal; it returns
+// once the workload ended.
+func faultedWorkload(t *testing.T, cs []kvtest.Submitter, h *kvtest.History, run, pause time.Duration, fault, heal func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), run+10*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); kvtest.Run(ctx, h, cs, 3, run) }()
+	time.Sleep(3 * time.Second)
+	fault()
+	time.Sleep(pause)
+	heal()
+	<-done
+}
+
+// awaitCatchUp waits up to 20 s until replica k's position reaches
+// replica 1's, calling nudge between polls (nil: none; an async cluster
+// needs traffic to move on).
+func awaitCatchUp(t *testing.T, l *Local, k uint32, nudge func()) (pk, p1 uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		pk, p1 = l.Server(k).Position(), l.Server(1).Position()
+		if pk >= p1 {
+			return pk, p1
+		}
+		if time.Now().After(deadline) {
+			progress := ""
+			if e := l.Server(k).heng; e != nil {
+				progress = " (" + e.Progress() + ")"
+			}
+			t.Fatalf("replica %d stuck at batch %d%s, replica 1 at %d", k, pk, progress, p1)
+		}
+		if nudge != nil {
+			nudge()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestLinearizableAcrossCrashRestart (ATTACKS rows 1, 14; S1–S4): one
 // replica is stopped hard mid-workload and restarted from its durable
 // log; the clients' history is linearizable, every acknowledged write is
@@ -35,26 +76,22 @@ func TestLinearizableAcrossCrashRestart(t *testing.T) {
 		t.Skip("real cluster")
 	}
 	l := startLocal(t, 4, 1, 5, true, nil)
-	cs := dialAll(t, l, 4)
 	h := kvtest.NewHistory()
-	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); kvtest.Run(ctx, h, cs, 3, 4*time.Second) }()
-	time.Sleep(3 * time.Second)
-	before := l.Server(2).Position()
-	if err := l.Stop(2); err != nil {
-		t.Fatalf("stop replica 2: %v", err)
-	}
-	time.Sleep(3 * time.Second)
-	if err := l.Start(2); err != nil {
-		t.Fatalf("restart replica 2: %v", err)
-	}
-	if got := l.Server(2).Position(); got < before {
-		t.Fatalf("replica 2 restarted at batch %d, had executed %d: durable log lost (S2)", got, before)
-	}
-	t.Logf("replica 2 executed %d batches before the crash and recovered %d from its log", before, l.Server(2).Position())
-	<-done
+	var before uint64
+	faultedWorkload(t, dialAll(t, l, 4), h, 4*time.Second, 3*time.Second, func() {
+		before = l.Server(2).Position()
+		if err := l.Stop(2); err != nil {
+			t.Fatalf("stop replica 2: %v", err)
+		}
+	}, func() {
+		if err := l.Start(2); err != nil {
+			t.Fatalf("restart replica 2: %v", err)
+		}
+		if got := l.Server(2).Position(); got < before {
+			t.Fatalf("replica 2 restarted at batch %d, had executed %d: durable log lost (S2)", got, before)
+		}
+		t.Logf("replica 2 executed %d batches before the crash and recovered %d from its log", before, l.Server(2).Position())
+	})
 	// Every key, read at the end by a fresh client, joins the history:
 	// no acknowledged write is lost (S2).
 	fc := dial(t, l, 4)
@@ -65,21 +102,10 @@ func TestLinearizableAcrossCrashRestart(t *testing.T) {
 		}
 	}
 	h.Check(t)
-	// The restarted replica catches up by FETCH (within abc's Retain).
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		p2, p1 := l.Server(2).Position(), l.Server(1).Position()
-		if p2 >= p1 {
-			t.Logf("replica 2 caught up: batch %d (replica 1 at %d)", p2, p1)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica 2 stuck at batch %d, replica 1 at %d", p2, p1)
-		}
-		// Liveness needs traffic: one more write moves the epochs on.
-		final.Put(context.Background(), []byte("tick"), []byte(time.Now().String()))
-		time.Sleep(200 * time.Millisecond)
-	}
+	// The restarted replica catches up by FETCH (within abc's Retain);
+	// liveness needs traffic: one more write moves the epochs on.
+	p2, p1 := awaitCatchUp(t, l, 2, func() { final.Put(context.Background(), []byte("tick"), []byte(time.Now().String())) })
+	t.Logf("replica 2 caught up: batch %d (replica 1 at %d)", p2, p1)
 }
 
 // TestLinearizableWithByzantineReplica (ATTACKS rows 6, 7; S1, S3): with

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/maftia/maftia/apps/kv"
 	"github.com/maftia/maftia/apps/kv/kvtest"
 	"github.com/maftia/maftia/client"
 	"github.com/maftia/maftia/crypto/keys"
@@ -39,19 +38,7 @@ func TestHybridPutGet(t *testing.T) {
 		t.Skip("real cluster")
 	}
 	l := startHybrid(t, 1, false, nil)
-	c := kv.Client{S: dial(t, l, 0)}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for i := range 20 {
-		k := []byte(fmt.Sprintf("k%d", i))
-		if _, err := c.Put(ctx, k, []byte(fmt.Sprint(i))); err != nil {
-			t.Fatalf("put %d: %v", i, err)
-		}
-		r, err := c.Get(ctx, k)
-		if err != nil || !r.Found || string(r.Value) != fmt.Sprint(i) {
-			t.Fatalf("get %d: %v %v", i, r, err)
-		}
-	}
+	putGetEach(t, l, 20)
 	for _, m := range l.Cluster.Members {
 		t.Logf("replica %d: position %d", m.ID, l.Server(m.ID).Position())
 	}
@@ -105,25 +92,21 @@ func TestHybridLinearizableAcrossCrashRestart(t *testing.T) {
 		t.Skip("real cluster")
 	}
 	l := startHybrid(t, 3, true, nil)
-	cs := dialAll(t, l, 3)
 	h := kvtest.NewHistory()
-	ctx, cancel := context.WithTimeout(context.Background(), 16*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); kvtest.Run(ctx, h, cs, 3, 6*time.Second) }()
-	time.Sleep(3 * time.Second)
-	before := l.Server(2).Position()
-	if err := l.Stop(2); err != nil {
-		t.Fatalf("stop replica 2: %v", err)
-	}
-	time.Sleep(2 * time.Second)
-	if err := l.Start(2); err != nil {
-		t.Fatalf("restart replica 2: %v", err)
-	}
-	if got := l.Server(2).Position(); got < before {
-		t.Fatalf("replica 2 restarted at batch %d, had executed %d: durable log lost (S2)", got, before)
-	}
-	<-done
+	var before uint64
+	faultedWorkload(t, dialAll(t, l, 3), h, 6*time.Second, 2*time.Second, func() {
+		before = l.Server(2).Position()
+		if err := l.Stop(2); err != nil {
+			t.Fatalf("stop replica 2: %v", err)
+		}
+	}, func() {
+		if err := l.Start(2); err != nil {
+			t.Fatalf("restart replica 2: %v", err)
+		}
+		if got := l.Server(2).Position(); got < before {
+			t.Fatalf("replica 2 restarted at batch %d, had executed %d: durable log lost (S2)", got, before)
+		}
+	})
 	fc := dial(t, l, 2)
 	for i := range 3 {
 		if err := h.Read(context.Background(), 3, fc, fmt.Sprintf("k%d", i)); err != nil {
@@ -131,18 +114,8 @@ func TestHybridLinearizableAcrossCrashRestart(t *testing.T) {
 		}
 	}
 	h.Check(t)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		p2, p1 := l.Server(2).Position(), l.Server(1).Position()
-		if p2 >= p1 {
-			t.Logf("replica 2: %d batches before the crash, caught up to %d (replica 1 at %d)", before, p2, p1)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica 2 stuck at batch %d (%s), replica 1 at %d (%s)", p2, l.Server(2).heng.Progress(), p1, l.Server(1).heng.Progress())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	p2, p1 := awaitCatchUp(t, l, 2, nil)
+	t.Logf("replica 2: %d batches before the crash, caught up to %d (replica 1 at %d)", before, p2, p1)
 }
 
 // testLogger logs to stderr when MAFTIA_TEST_LOG is set.
@@ -169,32 +142,17 @@ func TestHybridTTCBModuleCrashRestart(t *testing.T) {
 		t.Skip("real cluster")
 	}
 	l := startHybrid(t, 3, true, nil)
-	cs := dialAll(t, l, 3)
 	h := kvtest.NewHistory()
-	ctx, cancel := context.WithTimeout(context.Background(), 16*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); kvtest.Run(ctx, h, cs, 3, 8*time.Second) }()
-	time.Sleep(3 * time.Second)
-	if err := l.StopTTCB(3); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * time.Second)
-	if err := l.StartTTCB(3); err != nil {
-		t.Fatal(err)
-	}
-	<-done
+	faultedWorkload(t, dialAll(t, l, 3), h, 8*time.Second, 2*time.Second, func() {
+		if err := l.StopTTCB(3); err != nil {
+			t.Fatal(err)
+		}
+	}, func() {
+		if err := l.StartTTCB(3); err != nil {
+			t.Fatal(err)
+		}
+	})
 	h.Check(t)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		p3, p1 := l.Server(3).Position(), l.Server(1).Position()
-		if p3 >= p1 {
-			t.Logf("replica 3 caught up to batch %d after its module's restart (replica 1 at %d)", p3, p1)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica 3 stuck at batch %d (%s), replica 1 at %d", p3, l.Server(3).heng.Progress(), p1)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	p3, p1 := awaitCatchUp(t, l, 3, nil)
+	t.Logf("replica 3 caught up to batch %d after its module's restart (replica 1 at %d)", p3, p1)
 }

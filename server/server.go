@@ -231,7 +231,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.attack.Store(&cfg.Attack)
-	s.cut = &cutTransport{Transport: s.tls, self: s.self, members: g.Members()}
+	s.cut = &cutTransport{Transport: s.tls, members: g.Members()}
 	s.tr = wrapTransport(s.cut, s.Attack, g, p, c.Configuration == keys.Hybrid)
 
 	// Ordering engine and replication: the same replica and application

@@ -48,10 +48,24 @@ func TestPutGetAcrossReplicas(t *testing.T) {
 		t.Skip("real cluster")
 	}
 	l := startLocal(t, 4, 1, 1, false, nil)
+	putGetEach(t, l, 40)
+	// Checkpoint certificates every 64 batches (one request per batch here).
+	for _, m := range l.Cluster.Members {
+		t.Logf("replica %d: position %d, certified checkpoint %d", m.ID, l.Server(m.ID).Position(), l.Server(m.ID).StableCheckpoint())
+		if cp := l.Server(m.ID).StableCheckpoint(); cp < 64 && l.Server(m.ID).Position() >= 70 {
+			t.Errorf("replica %d at batch %d has no certified checkpoint (stable %d)", m.ID, l.Server(m.ID).Position(), cp)
+		}
+	}
+}
+
+// putGetEach writes keys k0…k{count−1} through client 0 and reads each
+// back, failing on any error or wrong value.
+func putGetEach(t *testing.T, l *Local, count int) {
+	t.Helper()
 	c := kv.Client{S: dial(t, l, 0)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := range 40 {
+	for i := range count {
 		k := []byte(fmt.Sprintf("k%d", i))
 		if _, err := c.Put(ctx, k, []byte(fmt.Sprint(i))); err != nil {
 			t.Fatalf("put %d: %v", i, err)
@@ -59,13 +73,6 @@ func TestPutGetAcrossReplicas(t *testing.T) {
 		r, err := c.Get(ctx, k)
 		if err != nil || !r.Found || string(r.Value) != fmt.Sprint(i) {
 			t.Fatalf("get %d: %v %v", i, r, err)
-		}
-	}
-	// Checkpoint certificates every 64 batches (one request per batch here).
-	for _, m := range l.Cluster.Members {
-		t.Logf("replica %d: position %d, certified checkpoint %d", m.ID, l.Server(m.ID).Position(), l.Server(m.ID).StableCheckpoint())
-		if cp := l.Server(m.ID).StableCheckpoint(); cp < 64 && l.Server(m.ID).Position() >= 70 {
-			t.Errorf("replica %d at batch %d has no certified checkpoint (stable %d)", m.ID, l.Server(m.ID).Position(), cp)
 		}
 	}
 }

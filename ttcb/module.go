@@ -428,7 +428,7 @@ func (m *Module) slot(s uint64) []*execution {
 	// were heard at some time in the last f+2 slots let a module cut off
 	// in the middle of an execution release it from an incomplete set:
 	// the hybrid-ttcb-cut-3 scenario.)
-	cutOff := m.joined && !m.connected(s, 1)
+	cutOff := m.joined && !m.heardLastSlot()
 	m.cutHist <<= 1
 	if cutOff {
 		m.cutHist |= 1
@@ -810,12 +810,13 @@ func (m *Module) syncTick() {
 	}
 }
 
-// connected reports whether messages from at least n−f−1 other modules
-// (so n−f modules counting this one) were processed in the last k slots.
-func (m *Module) connected(s, k uint64) bool {
+// heardLastSlot reports whether messages from at least n−f−1 other
+// modules (so n−f modules counting this one) were processed since the
+// previous boundary (heardSlot is the slot current when they were).
+func (m *Module) heardLastSlot() bool {
 	heard := 1
 	for _, p := range m.peers {
-		if p.heardSlot+k >= s && p.heardSlot != 0 {
+		if p.heardSlot != 0 && p.heardSlot+1 >= m.lastSlot {
 			heard++
 		}
 	}

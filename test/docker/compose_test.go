@@ -158,38 +158,10 @@ func TestComposeAsyncCluster(t *testing.T) {
 		return run(t, nil, bin, append(base, args...)...)
 	}
 	// The first operation waits for the mesh (diallers back off up to 5 s).
-	var out string
-	var err error
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		out, err = kv("put", "greeting", "hello-from-the-host")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("maftia kv put against the compose cluster: %v\n%s", err, out)
-		}
-		time.Sleep(2 * time.Second)
-	}
-	t.Logf("put: %s", strings.TrimSpace(out))
-	t.Logf("get: %s", getValue(t, kv, "greeting", "hello-from-the-host"))
+	firstPut(t, kv, "hello-from-the-host")
 	// The admin endpoint is published on loopback only and shows no
 	// evidence among the four correct replicas.
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%s11/status", portPrefix))
-	if err != nil {
-		t.Fatalf("admin /status: %v", err)
-	}
-	var st struct {
-		Evidence map[string]any `json:"evidence"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&st)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatalf("admin /status: %v", err)
-	}
-	if len(st.Evidence) != 0 {
-		t.Errorf("evidence among correct replicas: %v", st.Evidence)
-	}
+	noEvidence(t, portPrefix)
 
 	// Docker nemeses, one fault at a time (f = 1): replica 4's container
 	// SIGKILLed, then replica 3 disconnected from the mesh network; the
@@ -241,6 +213,46 @@ func retryKV(t *testing.T, kv kvFunc, args ...string) string {
 }
 
 // getValue reads key and checks its value.
+// firstPut puts greeting=value, retrying for up to 90 s while the
+// cluster comes up, and reads it back.
+func firstPut(t *testing.T, kv kvFunc, value string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, err := kv("put", "greeting", value)
+		if err == nil {
+			t.Logf("put: %s", strings.TrimSpace(out))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("maftia kv put against the compose cluster: %v\n%s", err, out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Logf("get: %s", getValue(t, kv, "greeting", value))
+}
+
+// noEvidence checks replica 1's admin /status (published on loopback)
+// names no replica.
+func noEvidence(t *testing.T, portPrefix string) {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%s11/status", portPrefix))
+	if err != nil {
+		t.Fatalf("admin /status: %v", err)
+	}
+	var st struct {
+		Evidence map[string]any `json:"evidence"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("admin /status: %v", err)
+	}
+	if len(st.Evidence) != 0 {
+		t.Errorf("evidence among correct replicas: %v", st.Evidence)
+	}
+}
+
 func getValue(t *testing.T, kv kvFunc, key, want string) string {
 	t.Helper()
 	out := retryKV(t, kv, "get", key)
@@ -351,35 +363,8 @@ func TestComposeHybridCluster(t *testing.T) {
 		return run(t, nil, bin, append(base, args...)...)
 	}
 	// The first put waits for the schedule's epoch 0 and the mesh.
-	var out string
-	var err error
-	deadline = time.Now().Add(90 * time.Second)
-	for {
-		if out, err = kv("put", "greeting", "hello-hybrid"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("maftia kv put against the hybrid compose cluster: %v\n%s", err, out)
-		}
-		time.Sleep(2 * time.Second)
-	}
-	t.Logf("put: %s", strings.TrimSpace(out))
-	t.Logf("get: %s", getValue(t, kv, "greeting", "hello-hybrid"))
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%s11/status", portPrefix))
-	if err != nil {
-		t.Fatalf("admin /status: %v", err)
-	}
-	var st struct {
-		Evidence map[string]any `json:"evidence"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&st)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatalf("admin /status: %v", err)
-	}
-	if len(st.Evidence) != 0 {
-		t.Errorf("evidence among correct replicas: %v", st.Evidence)
-	}
+	firstPut(t, kv, "hello-hybrid")
+	noEvidence(t, portPrefix)
 
 	// Host 3's TTCB module crashes: replicas 1 and 2 (n−f) keep answering.
 	must(t, env, "docker-compose", append(compose, "kill", "ttcb3")...)
