@@ -158,6 +158,11 @@ type ABC struct {
 	// delivered, and the epoch of each batch emitted during this Step.
 	recent  map[uint64][]Digest
 	emitted map[uint64]uint64
+	// Restart without amnesia (recover.go, docs/adr/0008): this replica
+	// has never created state for, nor sent in, an epoch at or above mark,
+	// and mark is durable before any send in an epoch below it. Epochs
+	// below mute (the mark recovered at restart) are sat out.
+	mark, mute uint64
 }
 
 type queued struct {
@@ -269,6 +274,15 @@ func (a *ABC) receive(m core.Message, out *core.Output) error {
 	if num < a.nextDeliver {
 		return nil // a finished epoch
 	}
+	if num < a.mute {
+		// An epoch this replica may have spoken in before a restart: it
+		// sits it out and learns its output by FETCH once f+1 replicas
+		// are seen at or beyond it (docs/adr/0008).
+		if num > a.ahead[m.From] {
+			a.ahead[m.From] = num
+		}
+		return nil
+	}
 	if num >= a.nextDeliver+a.p.Window {
 		// Too far ahead to keep: remember that this sender is there; if
 		// f+1 are, the epochs in between are fetched (ATTACKS row 2: no
@@ -278,7 +292,7 @@ func (a *ABC) receive(m core.Message, out *core.Output) error {
 		}
 		return nil
 	}
-	ep := a.epoch(num)
+	ep := a.epoch(num, out)
 	if m.Instance.Depth() == d+1 {
 		return a.onStored(ep, m, out)
 	}
@@ -297,10 +311,13 @@ func (a *ABC) receive(m core.Message, out *core.Output) error {
 	return nil
 }
 
-func (a *ABC) epoch(num uint64) *epoch {
+// epoch returns epoch num's state, creating it (and raising the durable
+// mark first, in the same Output, if num reaches it) on first use.
+func (a *ABC) epoch(num uint64, out *core.Output) *epoch {
 	if ep, ok := a.epochs[num]; ok {
 		return ep
 	}
+	a.raiseMark(num, out)
 	n := a.p.Group.N()
 	ep := &epoch{
 		num: num, inst: a.epochInst(num), interest: map[core.NodeID]bool{},
@@ -345,8 +362,12 @@ func (a *ABC) stepAVID(ep *epoch, j core.NodeID, ev core.Event, out *core.Output
 	return nil
 }
 
+// moveEffects passes a child's effects up, except its records: the
+// sub-protocols persist what they said so that they can be rebuilt after a
+// crash, but abc never rebuilds an epoch — after a restart it sits out
+// every epoch it may have spoken in (the mark, docs/adr/0008) — so those
+// records would only cost a synced write before most sends.
 func moveEffects(out, from *core.Output) {
-	out.Persist = append(out.Persist, from.Persist...)
 	out.Sends = append(out.Sends, from.Sends...)
 	out.Timers = append(out.Timers, from.Timers...)
 	out.Requests = append(out.Requests, from.Requests...)
@@ -532,10 +553,13 @@ func (a *ABC) progress(out *core.Output) error {
 			// Start an epoch when there is work and the previous epoch has
 			// proposed (pipelining depth 2), or when f+1 replicas started
 			// it (at least one correct one wants it).
-			prevProposed := e == a.nextDeliver || (a.epochs[e-1] != nil && a.epochs[e-1].proposed)
+			if e < a.mute {
+				continue // sat out after a restart
+			}
+			prevProposed := e == a.nextDeliver || e-1 < a.mute || (a.epochs[e-1] != nil && a.epochs[e-1].proposed)
 			wantsWork := a.hasFresh(e) && prevProposed && e <= a.nextDeliver+1
 			if (ep == nil || !ep.started) && (wantsWork || (ep != nil && len(ep.interest) > a.p.Group.F())) {
-				ep = a.epoch(e)
+				ep = a.epoch(e, out)
 				if err := a.start(ep, out); err != nil {
 					return err
 				}
@@ -789,8 +813,11 @@ func (a *ABC) onRoot(m core.Message, out *core.Output) {
 		}
 		if _, ok := a.outputs[msg.Epoch]; ok {
 			a.answerFetch(m.From, msg.Epoch, out)
-		} else if msg.Epoch >= a.nextDeliver && msg.Epoch < a.nextDeliver+a.p.Window {
-			a.fetchWants[m.From] = msg.Epoch // answer once delivered
+		} else if msg.Epoch >= a.nextDeliver {
+			// Answer once delivered, even beyond the window: the requester
+			// may have seen f+1 others there while this replica lags (one
+			// pending request per requester, so memory stays bounded).
+			a.fetchWants[m.From] = msg.Epoch
 		}
 	case wire.ABC_EPOCH:
 		e := msg.Epoch

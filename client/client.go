@@ -96,10 +96,15 @@ type accepted struct {
 
 // judgeLate checks a reply to the previous request that arrived after
 // Submit returned: a validly signed reply with another outcome is proof
-// that its replica misbehaved.
+// that its replica misbehaved. A reply with the accepted outcome proves
+// nothing either way, so its signature is not checked (in the common case
+// that halves the client's verification work).
 func (c *Client) judgeLate(r *wire.Reply) {
 	l := &c.last
 	if l.judged == nil || r.Client != c.id || r.Seq != l.seq || l.judged[r.Replica] {
+		return
+	}
+	if bytes.Equal(r.Result, l.result) && r.Position == l.position {
 		return
 	}
 	pk, ok := c.replicas[r.Replica]
@@ -107,9 +112,7 @@ func (c *Client) judgeLate(r *wire.Reply) {
 		return
 	}
 	l.judged[r.Replica] = true
-	if !bytes.Equal(r.Result, l.result) || r.Position != l.position {
-		c.faults[r.Replica]++
-	}
+	c.faults[r.Replica]++
 }
 
 type frame struct {
@@ -154,8 +157,10 @@ func Dial(cluster *keys.Cluster, key *keys.ClientPrivate, opts Options) (*Client
 // ID is the client identity.
 func (c *Client) ID() uint64 { return c.id }
 
-// Faults counts, per replica, provable misbehaviour this client saw:
-// signed replies whose result differs from the one f+1 replicas agreed on.
+// Faults counts, per replica, misbehaviour this client saw: signed
+// replies whose result differs from the one f+1 replicas agreed on
+// (provable to others), and reply shares of the service's signature that
+// did not verify (seen on the connection pinned to that replica).
 func (c *Client) Faults() map[uint32]uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -219,11 +224,31 @@ func (c *Client) Close() error {
 // number is impossible after Submit returns, so callers treat the outcome
 // as unknown).
 func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
+	res, _, err := c.submit(ctx, op, false)
+	return res, err
+}
+
+// SubmitCertified is Submit for a result the service signs as a whole:
+// it asks every replica for its share of the service's threshold
+// signature and returns once f+1 matching replies carry shares that
+// combine into one valid signature under the cluster's reply key. The
+// certificate convinces anyone holding the cluster file
+// (smr.VerifyCertificate) with one check — the service acting as a single
+// trusted third party. Replicas whose share is invalid are counted in
+// Faults. Each replica spends a BLS signature per certified reply, so use
+// it for the results that must be shown to others.
+func (c *Client) SubmitCertified(ctx context.Context, op []byte) (smr.Certificate, error) {
+	_, cert, err := c.submit(ctx, op, true)
+	return cert, err
+}
+
+func (c *Client) submit(ctx context.Context, op []byte, certify bool) ([]byte, smr.Certificate, error) {
+	var none smr.Certificate
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	select {
 	case <-c.closed:
-		return nil, ErrClosed
+		return nil, none, ErrClosed
 	default:
 	}
 	c.seq++
@@ -231,8 +256,13 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 	smr.SignRequest(c.key, c.digest, req)
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
+	kind := wire.FrameRequest
+	if certify {
+		kind = wire.FrameRequestCertified
+	}
+	framed := append([]byte{kind}, body...)
 	ch := make(chan frame, 4*len(c.conns))
 	for _, cn := range c.conns {
 		cn.mu.Lock()
@@ -247,13 +277,16 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 		}
 	}()
 	col := NewCollector(c.digest, c.cluster.F, c.replicas, c.id, c.seq)
+	if certify {
+		col.Certify(c.cluster.Reply)
+	}
 	answered := map[uint32]bool{}
 	replies := map[uint32]*wire.Reply{}
 	refusals := map[string]map[uint32]bool{}
 	send := func() {
 		for _, cn := range c.conns {
 			if !answered[cn.id] {
-				cn.enqueue(c, body)
+				cn.enqueue(c, framed)
 			}
 		}
 	}
@@ -263,9 +296,9 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("client: request %d: %w", c.seq, ctx.Err())
+			return nil, none, fmt.Errorf("client: request %d: %w", c.seq, ctx.Err())
 		case <-c.closed:
-			return nil, ErrClosed
+			return nil, none, ErrClosed
 		case <-t.C:
 			send()
 		case f := <-ch:
@@ -280,7 +313,7 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 				refusals[f.ref.Reason][f.from] = true
 				answered[f.from] = true
 				if len(refusals[f.ref.Reason]) >= c.cluster.F+1 {
-					return nil, fmt.Errorf("%w: %s", ErrRefused, f.ref.Reason)
+					return nil, none, fmt.Errorf("%w: %s", ErrRefused, f.ref.Reason)
 				}
 			case wire.FrameReply:
 				if f.reply.Replica != f.from {
@@ -304,14 +337,17 @@ func (c *Client) Submit(ctx context.Context, op []byte) ([]byte, error) {
 							c.faults[id]++
 						}
 					}
-					return res, nil
+					for _, id := range col.BadShares() {
+						c.faults[id]++
+					}
+					return res, col.Certificate(), nil
 				}
 			}
 		}
 	}
 }
 
-// enqueue hands the request to the connection's writer without blocking
+// enqueue hands the request (its frame kind, then its body) to the connection's writer without blocking
 // (a slow or unreachable replica never delays Submit; if its queue is
 // full the request is dropped and the next retry sends it again).
 func (cn *conn) enqueue(c *Client, body []byte) {
@@ -347,7 +383,7 @@ func (cn *conn) writer(c *Client) {
 	}
 }
 
-// send writes the request, (re)connecting first if needed.
+// send writes the request (kind byte, then body), (re)connecting first if needed.
 func (cn *conn) send(c *Client, body []byte) {
 	cn.mu.Lock()
 	nc := cn.nc
@@ -368,7 +404,7 @@ func (cn *conn) send(c *Client, body []byte) {
 		}
 	}
 	nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	if err := wire.WriteClientFrame(nc, wire.FrameRequest, body); err != nil {
+	if err := wire.WriteClientFrame(nc, body[0], body[1:]); err != nil {
 		nc.Close()
 	}
 }

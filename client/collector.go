@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/maftia/maftia/crypto/sig"
+	"github.com/maftia/maftia/crypto/tsig"
 	"github.com/maftia/maftia/smr"
 	"github.com/maftia/maftia/wire"
 )
@@ -33,12 +34,18 @@ type Collector struct {
 	seq      uint64
 	from     map[uint32]bool
 	votes    []vote
+	// Certified mode (Certify): the result also needs f+1 valid shares of
+	// the service's signature; badShare lists replicas whose share failed.
+	service  *tsig.PublicKey
+	badShare map[uint32]bool
+	cert     smr.Certificate
 }
 
 type vote struct {
 	result   []byte
 	position uint64
 	count    int
+	replies  []*wire.Reply // certified mode
 }
 
 // NewCollector prepares to collect replies for (client, seq).
@@ -46,8 +53,29 @@ func NewCollector(cluster [32]byte, f int, replicas map[uint32]sig.PublicKey, cl
 	return &Collector{cluster: cluster, f: f, replicas: replicas, client: client, seq: seq, from: map[uint32]bool{}}
 }
 
+// Certify makes the collector finish only with a certificate: f+1
+// matching replies whose shares of the service's signature (key pk, the
+// cluster's reply key) combine into one valid signature.
+func (c *Collector) Certify(pk *tsig.PublicKey) {
+	c.service, c.badShare = pk, map[uint32]bool{}
+}
+
+// Certificate is the service's signature on the result (certified mode,
+// once Add reported done).
+func (c *Collector) Certificate() smr.Certificate { return c.cert }
+
+// BadShares lists the replicas whose reply share did not verify.
+func (c *Collector) BadShares() []uint32 {
+	var out []uint32
+	for id := range c.badShare {
+		out = append(out, id)
+	}
+	return out
+}
+
 // Add records one reply. It returns the result once f+1 replicas sent
-// matching (result, position) with valid signatures.
+// matching (result, position) with valid signatures (and, in certified
+// mode, shares that combine into the service's signature).
 func (c *Collector) Add(r *wire.Reply) (result []byte, position uint64, done bool, err error) {
 	if r.Client != c.client || r.Seq != c.seq {
 		return nil, 0, false, fmt.Errorf("%w: %v", ErrBadReply, errNotForMe)
@@ -67,14 +95,15 @@ func (c *Collector) Add(r *wire.Reply) (result []byte, position uint64, done boo
 		v := &c.votes[i]
 		if v.position == r.Position && bytes.Equal(v.result, r.Result) {
 			v.count++
-			if v.count >= c.f+1 {
+			v.replies = append(v.replies, r)
+			if v.count >= c.f+1 && c.certified(v) {
 				return v.result, v.position, true, nil
 			}
 			return nil, 0, false, nil
 		}
 	}
-	c.votes = append(c.votes, vote{result: r.Result, position: r.Position, count: 1})
-	if c.f == 0 {
+	c.votes = append(c.votes, vote{result: r.Result, position: r.Position, count: 1, replies: []*wire.Reply{r}})
+	if c.f == 0 && c.certified(&c.votes[len(c.votes)-1]) {
 		return r.Result, r.Position, true, nil
 	}
 	if len(c.votes) > c.f+1 {
@@ -86,3 +115,31 @@ func (c *Collector) Add(r *wire.Reply) (result []byte, position uint64, done boo
 
 // Replies is the number of distinct replicas heard from.
 func (c *Collector) Replies() int { return len(c.from) }
+
+// certified reports whether v's result may be returned: always outside
+// certified mode; in it, once the shares of f+1 of v's replies (those not
+// already found bad) combine into the service's signature. Bad shares are
+// remembered and their replicas' replies no longer offered.
+func (c *Collector) certified(v *vote) bool {
+	if c.service == nil {
+		return true
+	}
+	var cand []*wire.Reply
+	for _, r := range v.replies {
+		if !c.badShare[r.Replica] && len(r.Share) > 0 {
+			cand = append(cand, r)
+		}
+	}
+	if len(cand) < c.f+1 {
+		return false
+	}
+	cert, bad, err := smr.CombineReplyShares(c.service, c.cluster, cand)
+	for _, id := range bad {
+		c.badShare[id] = true
+	}
+	if err != nil {
+		return false
+	}
+	c.cert = cert
+	return true
+}

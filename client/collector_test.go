@@ -6,18 +6,25 @@ import (
 	"testing"
 
 	"github.com/maftia/maftia/crypto/sig"
+	"github.com/maftia/maftia/crypto/tsig"
 	"github.com/maftia/maftia/smr"
 	"github.com/maftia/maftia/wire"
 )
 
-func TestCollectorNeedsFPlusOneMatchingSignedReplies(t *testing.T) {
-	cluster := [32]byte{9}
+// replicaKeys generates identity keys for replicas 1–4.
+func replicaKeys() (map[uint32]*sig.PrivateKey, map[uint32]sig.PublicKey) {
 	keys := map[uint32]*sig.PrivateKey{}
 	pubs := map[uint32]sig.PublicKey{}
 	for id := uint32(1); id <= 4; id++ {
 		pk, sk, _ := sig.GenerateKey(crand.Reader)
 		keys[id], pubs[id] = sk, pk
 	}
+	return keys, pubs
+}
+
+func TestCollectorNeedsFPlusOneMatchingSignedReplies(t *testing.T) {
+	cluster := [32]byte{9}
+	keys, pubs := replicaKeys()
 	reply := func(id uint32, result string, pos uint64) *wire.Reply {
 		r := &wire.Reply{Client: 5, Seq: 3, Replica: id, Result: []byte(result), Position: pos}
 		smr.SignReply(keys[id], cluster, r)
@@ -48,5 +55,42 @@ func TestCollectorNeedsFPlusOneMatchingSignedReplies(t *testing.T) {
 	res, pos, done, err := c.Add(reply(2, "ok", 2))
 	if !done || err != nil || string(res) != "ok" || pos != 2 {
 		t.Fatalf("got %q %d %v %v", res, pos, done, err)
+	}
+}
+
+// In certified mode f+1 matching replies are not enough when one carries
+// an invalid share of the service's signature: the collector names it and
+// finishes with the next matching reply, holding a certificate that
+// verifies under the service key.
+func TestCollectorCertifiedSkipsInvalidShares(t *testing.T) {
+	cluster := [32]byte{8}
+	keys, pubs := replicaKeys()
+	service, shares, err := tsig.Deal(crand.Reader, 4, 2, []byte("MAFTIA-TEST-REPLY"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := func(id uint32, sharePos uint64) *wire.Reply {
+		r := &wire.Reply{Client: 5, Seq: 3, Replica: id, Result: []byte("ok"), Position: sharePos}
+		smr.SignReplyShare(shares[id-1], cluster, r)
+		r.Position = 2
+		smr.SignReply(keys[id], cluster, r)
+		return r
+	}
+	c := NewCollector(cluster, 1, pubs, 5, 3)
+	c.Certify(service)
+	if _, _, done, err := c.Add(reply(1, 7)); done || err != nil { // share on position 7
+		t.Fatalf("first reply: done %v, %v", done, err)
+	}
+	if _, _, done, err := c.Add(reply(2, 2)); done || err != nil {
+		t.Fatalf("certified with an invalid share: done %v, %v", done, err)
+	}
+	if bad := c.BadShares(); len(bad) != 1 || bad[0] != 1 {
+		t.Fatalf("bad shares %v, want [1]", bad)
+	}
+	if _, _, done, err := c.Add(reply(3, 2)); !done || err != nil {
+		t.Fatalf("not certified with two valid shares: %v", err)
+	}
+	if err := smr.VerifyCertificate(service, cluster, c.Certificate()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -148,6 +148,7 @@ func (s *Server) serveConn(ctx context.Context, c *clientConn) {
 		for k, w := range s.waiters {
 			if w == c {
 				delete(s.waiters, k)
+				delete(s.certify, k)
 			}
 		}
 		s.mu.Unlock()
@@ -164,7 +165,8 @@ func (s *Server) serveConn(ctx context.Context, c *clientConn) {
 			}
 			return
 		}
-		if kind != wire.FrameRequest {
+		certify := kind == wire.FrameRequestCertified
+		if kind != wire.FrameRequest && !certify {
 			s.refuse(c, 0, 0, ReasonMalformed)
 			continue
 		}
@@ -197,7 +199,7 @@ func (s *Server) serveConn(ctx context.Context, c *clientConn) {
 			return
 		}
 		select {
-		case s.verifyCh <- pendingReq{req: req, conn: c}:
+		case s.verifyCh <- pendingReq{req: req, conn: c, certify: certify}:
 		case <-ctx.Done():
 			return
 		}

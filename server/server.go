@@ -24,6 +24,7 @@ import (
 	"github.com/maftia/maftia/core"
 	"github.com/maftia/maftia/crypto/keys"
 	"github.com/maftia/maftia/crypto/sig"
+	"github.com/maftia/maftia/crypto/tsig"
 	"github.com/maftia/maftia/hybrid"
 	"github.com/maftia/maftia/node"
 	"github.com/maftia/maftia/smr"
@@ -113,14 +114,19 @@ type Server struct {
 	clientLn net.Listener
 	adminLn  net.Listener
 
-	mu       sync.Mutex
-	waiters  map[waitKey]*clientConn
-	conns    map[*clientConn]bool
-	stats    atomic.Pointer[smr.Stats]
-	attack   atomic.Pointer[Attack]
-	pos      atomic.Uint64
-	repliesN atomic.Uint64
-	stable   atomic.Uint64 // latest certified checkpoint
+	mu      sync.Mutex
+	waiters map[waitKey]*clientConn
+	// certify marks waiting requests that asked for a certified reply
+	// (wire.FrameRequestCertified): the reply carries this replica's share
+	// of the service's signature (smr.SignReplyShare with replyShare).
+	certify    map[waitKey]bool
+	replyShare *tsig.SecretShare
+	conns      map[*clientConn]bool
+	stats      atomic.Pointer[smr.Stats]
+	attack     atomic.Pointer[Attack]
+	pos        atomic.Uint64
+	repliesN   atomic.Uint64
+	stable     atomic.Uint64 // latest certified checkpoint
 	// transfers counts completed state transfers (xfer.go).
 	transfers atomic.Uint64
 	// idleProbes counts probes sent because the position stayed put.
@@ -136,8 +142,9 @@ type Server struct {
 type waitKey struct{ client, seq uint64 }
 
 type pendingReq struct {
-	req  *wire.ClientRequest
-	conn *clientConn
+	req     *wire.ClientRequest
+	conn    *clientConn
+	certify bool
 }
 
 // New builds the replica: transport, storage (recovering the executed
@@ -181,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, self: core.NodeID(p.ID), digest: c.Digest(), clients: smr.Clients{}, identity: p.Identity,
+		cfg: cfg, self: core.NodeID(p.ID), digest: c.Digest(), clients: smr.Clients{}, identity: p.Identity, replyShare: p.Reply, certify: map[waitKey]bool{},
 		maxReq: cfg.MaxRequest, reg: prometheus.NewRegistry(),
 		verifyCh: make(chan pendingReq, 4096), replyCh: make(chan smr.Executed, 8192),
 		waiters: map[waitKey]*clientConn{}, conns: map[*clientConn]bool{},
@@ -307,13 +314,22 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("server: read executed log: %w", err)
 		}
+		erecs, err := s.pdb.Records(smr.EngineInstance)
+		if err != nil {
+			return nil, fmt.Errorf("server: read the engine's records: %w", err)
+		}
 		if s.heng != nil {
-			erecs, err := s.pdb.Records(smr.EngineInstance)
-			if err != nil {
-				return nil, fmt.Errorf("server: read the engine's resume point: %w", err)
-			}
 			if err := s.heng.Recover(erecs); err != nil {
 				return nil, fmt.Errorf("server: recover the hybrid engine from %s: %w", cfg.DataDir, err)
+			}
+		} else if a, ok := s.eng.(*abc.ABC); ok {
+			// The epochs it may have spoken in before it stopped are sat
+			// out (docs/adr/0008).
+			if err := a.Recover(erecs); err != nil {
+				return nil, fmt.Errorf("server: recover the atomic broadcast from %s: %w", cfg.DataDir, err)
+			}
+			if mark, _ := a.Mark(); mark > 0 {
+				s.log.Info("sitting out the epochs spoken in before the restart", "below", mark)
 			}
 		}
 		if err := s.rep.Recover(recs); err != nil {
@@ -491,14 +507,14 @@ func (s *Server) deliver(d core.Delivery) {
 	s.replyCh <- e
 }
 
-// Records of finished abc epochs. The sub-protocols persist what they said
-// (AVID echo/ready, CBC signatures, ABA rounds: about 50 records per epoch
-// at n = 4) so that it survives a crash; an epoch's records are dead once
-// the epoch is delivered and a restarted replica resumes after it. They are
-// collected every engineGCEvery epochs, keeping the last engineKeep
-// delivered epochs (their sub-instances may still be finishing), in one
-// unsynced batch; a collection lost in a crash is redone by the next one,
-// which also removes what an older version left behind.
+// Records of finished abc epochs. abc persists only its mark (one record,
+// docs/adr/0008); before that, its sub-protocols' records (AVID echo/ready,
+// CBC signatures, ABA rounds: about 50 per epoch at n = 4) were persisted
+// and never deleted. Records under an epoch are collected every
+// engineGCEvery epochs, keeping the last engineKeep delivered epochs, in
+// one unsynced batch; a collection lost in a crash is redone by the next
+// one. This removes what an older version left behind, and keeps any
+// future per-epoch record bounded.
 const (
 	engineGCEvery = 16
 	engineKeep    = 2
@@ -597,6 +613,8 @@ func (s *Server) reply(e smr.Executed) *clientConn {
 	s.mu.Lock()
 	c := s.waiters[k]
 	delete(s.waiters, k)
+	certify := s.certify[k]
+	delete(s.certify, k)
 	if c != nil {
 		c.waiting--
 	}
@@ -607,6 +625,16 @@ func (s *Server) reply(e smr.Executed) *clientConn {
 	r := &wire.Reply{Client: e.Client, Seq: e.Seq, Replica: uint32(s.self), Result: e.Result, Position: e.Position}
 	if s.Attack() == AttackCorruptState {
 		r.Result = corrupt(r.Result)
+	}
+	if certify {
+		smr.SignReplyShare(s.replyShare, s.digest, r)
+		if s.Attack() == AttackInvalidShares {
+			// A share on another statement: the client must find it
+			// invalid and combine the others'.
+			bogus := &wire.Reply{Client: r.Client, Seq: r.Seq, Position: r.Position + 1, Result: r.Result}
+			smr.SignReplyShare(s.replyShare, s.digest, bogus)
+			r.Share = bogus.Share
+		}
 	}
 	smr.SignReply(s.identity, s.digest, r)
 	b, err := marshal(r)
@@ -673,6 +701,9 @@ func (s *Server) verifyLoop(ctx context.Context) {
 					}
 					s.waiters[k] = p.conn
 					p.conn.waiting++
+				}
+				if p.certify {
+					s.certify[k] = true
 				}
 			}
 			s.mu.Unlock()

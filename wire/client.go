@@ -12,6 +12,8 @@ import (
 // of a 4-byte big-endian length N, then N bytes: one kind byte and a body.
 //
 //	client → replica  FrameRequest  body: a ClientRequest (protobuf)
+//	client → replica  FrameRequestCertified  the same, asking for a reply share
+//	                  of the service's threshold signature (Reply.share)
 //	replica → client  FrameReply    body: a Reply (protobuf), signed by the replica
 //	replica → client  FrameRefused  body: client (8 bytes), seq (8 bytes), reason (UTF-8)
 //
@@ -21,6 +23,9 @@ const (
 	FrameRequest byte = 1
 	FrameReply   byte = 2
 	FrameRefused byte = 3
+	// FrameRequestCertified is FrameRequest asking each replica to add
+	// its share of the service's threshold signature to its reply.
+	FrameRequestCertified byte = 4
 )
 
 // MaxClientFrame bounds every client-protocol frame (a request of at most

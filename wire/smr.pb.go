@@ -169,8 +169,15 @@ type Reply struct {
 	Replica uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
 	Result  []byte                 `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
 	// Position of the request in the total order (batch sequence number).
-	Position      uint64 `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
-	Signature     []byte `protobuf:"bytes,6,opt,name=signature,proto3" json:"signature,omitempty"`
+	Position  uint64 `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
+	Signature []byte `protobuf:"bytes,6,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Present when the request came as FrameRequestCertified: this
+	// replica's share (tsig, the cluster's reply key, threshold f+1) of the
+	// service's signature over sig.Encode("maftia/smr/certified-reply/v1",
+	// cluster, client, seq, position, result). f+1 shares on the same
+	// statement combine into one signature anyone holding the cluster file
+	// can check (smr.Certificate). Not covered by `signature`.
+	Share         []byte `protobuf:"bytes,7,opt,name=share,proto3" json:"share,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -243,6 +250,13 @@ func (x *Reply) GetPosition() uint64 {
 func (x *Reply) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *Reply) GetShare() []byte {
+	if x != nil {
+		return x.Share
 	}
 	return nil
 }
@@ -414,14 +428,15 @@ const file_smr_proto_rawDesc = "" +
 	"\x06client\x18\x01 \x01(\x04R\x06client\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x0e\n" +
 	"\x02op\x18\x03 \x01(\fR\x02op\x12\x1c\n" +
-	"\tsignature\x18\x04 \x01(\fR\tsignature\"\x9d\x01\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xb3\x01\n" +
 	"\x05Reply\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\x04R\x06client\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x18\n" +
 	"\areplica\x18\x03 \x01(\rR\areplica\x12\x16\n" +
 	"\x06result\x18\x04 \x01(\fR\x06result\x12\x1a\n" +
 	"\bposition\x18\x05 \x01(\x04R\bposition\x12\x1c\n" +
-	"\tsignature\x18\x06 \x01(\fR\tsignature\"5\n" +
+	"\tsignature\x18\x06 \x01(\fR\tsignature\x12\x14\n" +
+	"\x05share\x18\a \x01(\fR\x05share\"5\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1a\n" +
 	"\brequests\x18\x02 \x03(\fR\brequests\"\xa7\x02\n" +

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/maftia/maftia/apps/kv"
 	"github.com/maftia/maftia/client"
 	"github.com/maftia/maftia/crypto/keys"
+	"github.com/maftia/maftia/smr"
 	"github.com/maftia/maftia/wire"
 )
 
@@ -20,6 +22,7 @@ type kvOptions struct {
 	config, key string
 	timeout     time.Duration
 	addresses   string
+	certify     bool
 }
 
 // newKVCmd is `maftia kv`: the command-line client of the replicated
@@ -42,6 +45,7 @@ Results are printed as JSON.`,
 	pf.StringVar(&o.config, "config", "", "cluster file (YAML)")
 	pf.StringVar(&o.key, "key", "", "client private key file (mode 0600)")
 	pf.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up after this long")
+	pf.BoolVar(&o.certify, "certify", false, "ask for a certified reply: print the service's threshold signature on the result (check it with maftia verify-reply)")
 	pf.StringVar(&o.addresses, "addresses", "", "comma-separated client addresses of replicas 1..n, overriding the cluster file's (e.g. ports published by containers)")
 	cmd.MarkPersistentFlagRequired("config")
 	cmd.MarkPersistentFlagRequired("key")
@@ -94,6 +98,10 @@ type kvOutput struct {
 	Pairs    map[string]string `json:"pairs,omitempty"`
 	Error    string            `json:"error,omitempty"`
 	Revision uint64            `json:"revision"`
+	// With --certify: the position in the total order and the service's
+	// certificate (hex of smr.Certificate.Marshal).
+	Position    uint64 `json:"position,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
 }
 
 func runKV(ctx context.Context, o kvOptions, op *wire.KVOp, w io.Writer) error {
@@ -117,11 +125,22 @@ func runKV(ctx context.Context, o kvOptions, op *wire.KVOp, w io.Writer) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	r, err := kv.Client{S: c}.Do(ctx, op)
+	var r *wire.KVResult
+	var cert smr.Certificate
+	if o.certify {
+		if cert, err = c.SubmitCertified(ctx, kv.EncodeOp(op)); err == nil {
+			r, err = kv.DecodeResult(cert.Result)
+		}
+	} else {
+		r, err = kv.Client{S: c}.Do(ctx, op)
+	}
 	if r == nil {
 		return err
 	}
 	out := kvOutput{OK: r.Ok, Found: r.Found, Error: r.Error, Revision: r.Revision}
+	if o.certify {
+		out.Position, out.Certificate = cert.Position, hex.EncodeToString(cert.Marshal())
+	}
 	if op.Kind == wire.KVOp_GET && r.Found || op.Kind == wire.KVOp_CAS && !r.Ok {
 		v := string(r.Value)
 		out.Value = &v
@@ -137,4 +156,48 @@ func runKV(ctx context.Context, o kvOptions, op *wire.KVOp, w io.Writer) error {
 		return err
 	}
 	return err
+}
+
+// newVerifyReplyCmd is `maftia verify-reply`: anyone holding the cluster
+// file checks a certified reply (maftia kv --certify) with the service's
+// public reply key alone — no client key, no contact with the replicas.
+func newVerifyReplyCmd() *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:   "verify-reply CERTIFICATE",
+		Short: "Check a certified reply against the cluster's public key (offline)",
+		Long: `verify-reply checks a certificate printed by maftia kv --certify: the
+service's threshold signature (f+1 replicas, so at least one correct)
+on (client, request, position, result), under the reply key of the
+cluster file. It prints the certified statement as JSON and exits
+non-zero if the signature does not verify.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, a []string) error {
+			cluster, err := keys.LoadCluster(config)
+			if err != nil {
+				return err
+			}
+			b, err := hex.DecodeString(a[0])
+			if err != nil {
+				return fmt.Errorf("certificate: %w", err)
+			}
+			cert, err := smr.UnmarshalCertificate(b)
+			if err != nil {
+				return err
+			}
+			if err := smr.VerifyCertificate(cluster.Reply, cluster.Digest(), cert); err != nil {
+				return err
+			}
+			out := map[string]any{"valid": true, "client": cert.Client, "request": cert.Seq, "position": cert.Position}
+			if r, err := kv.DecodeResult(cert.Result); err == nil {
+				out["kv"] = r
+			} else {
+				out["result"] = hex.EncodeToString(cert.Result)
+			}
+			return json.NewEncoder(c.OutOrStdout()).Encode(out)
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "", "cluster file (YAML)")
+	cmd.MarkFlagRequired("config")
+	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -86,9 +87,48 @@ func TestProcessesKVLinearizableAcrossSIGKILL(t *testing.T) {
 	}
 	c.logsMu.Lock()
 	recovered := strings.Contains(c.procs[3].logs.String(), "recovered executed log")
+	satOut := strings.Contains(c.procs[3].logs.String(), "sitting out the epochs spoken in before the restart")
 	c.logsMu.Unlock()
 	if !recovered {
 		t.Errorf("restarted replica 3 did not recover its executed log from --data")
+	}
+	if !satOut {
+		t.Errorf("restarted replica 3 did not recover its abc mark (docs/adr/0008)")
+	}
+	// The command-line client asks for a certified reply, and anyone with
+	// the cluster file checks it offline; a tampered one is refused.
+	cli := func(args ...string) (string, error) {
+		root := newRootCmd()
+		var out strings.Builder
+		root.SetOut(&out)
+		root.SetArgs(args)
+		err := root.Execute()
+		return out.String(), err
+	}
+	key := filepath.Join(c.dir, "keys", keys.ClientKeyFile(5))
+	out, err := cli("kv", "--config", c.cfg, "--key", key, "--certify", "put", "certified", "yes")
+	if err != nil {
+		t.Fatalf("kv --certify put: %v", err)
+	}
+	var res struct {
+		OK          bool   `json:"ok"`
+		Certificate string `json:"certificate"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.OK || res.Certificate == "" {
+		t.Fatalf("kv --certify put printed %q (%v)", out, err)
+	}
+	if out, err := cli("verify-reply", "--config", c.cfg, res.Certificate); err != nil || !strings.Contains(out, `"valid":true`) {
+		t.Fatalf("verify-reply: %q, %v", out, err)
+	}
+	tampered := []byte(res.Certificate)
+	// Another position (bytes 16–23, hex digits 32–47).
+	if tampered[40] == '0' {
+		tampered[40] = '1'
+	} else {
+		tampered[40] = '0'
+	}
+	if _, err := cli("verify-reply", "--config", c.cfg, string(tampered)); err == nil {
+		t.Fatal("verify-reply accepted a tampered certificate")
 	}
 	st := c.status(1)
 	if len(st.Evidence) != 0 {

@@ -40,6 +40,7 @@ var subcommands = []func() *cobra.Command{
 	newNodeCmd,
 	newTTCBCmd,
 	newKVCmd,
+	newVerifyReplyCmd,
 	newDemoCmd,
 	newUpCmd,
 	newBenchCmd,

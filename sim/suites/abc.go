@@ -97,28 +97,15 @@ func ABC(o Options) *ABCSuite {
 			}
 			return nil
 		},
-		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) {
-			p := abc.DefaultParams(g, id, s.coin.coin, s.coin.sks[id-1], s.proof, s.proofSKs[id-1], validRequest)
-			if s.BatchSize > 0 {
-				p.BatchSize = s.BatchSize
-			} else {
-				p.BatchSize = 4
+		NewReplica: func(id core.NodeID, g core.Group) (core.Protocol, error) { return s.newCore(o, id, g, nil) },
+		// Recover restarts a replica from its records: a fresh core that
+		// sits out the epochs below its durable mark (docs/adr/0008).
+		// Broken "amnesia" ignores the records, as abc did before.
+		Recover: func(id core.NodeID, g core.Group, recs []core.Record) (core.Protocol, error) {
+			if o.Broken == "amnesia" {
+				recs = nil
 			}
-			if s.causal {
-				p.Decrypt, p.DecryptKey, p.Label = s.dec, s.decSKs[id-1], causalLabel
-				p.Rand = newSeededReader(fmt.Sprintf("abc-dleq-%d", id), uint64(id))
-			}
-			a, err := abc.New(ABCRoot, p)
-			if err != nil {
-				return nil, err
-			}
-			if o.Broken == "reorder" && id%2 == 0 {
-				return reorderCore{a}, nil
-			}
-			if _, seen := s.cores[id]; !seen {
-				s.cores[id] = a // the first core built for id (Twins build two)
-			}
-			return a, nil
+			return s.newCore(o, id, g, recs)
 		},
 		Start: func(c *sim.Cluster) {
 			k := s.Requests
@@ -491,3 +478,32 @@ func (s *ABCSuite) CausalKeysForTest() (*tenc.PublicKey, []*tenc.SecretShare, []
 
 // RequestForTest is what the suite's clients submit for body.
 func (s *ABCSuite) RequestForTest(body string) []byte { return s.request(body) }
+
+// newCore builds replica id's atomic broadcast, recovered from recs when
+// restarting.
+func (s *ABCSuite) newCore(o Options, id core.NodeID, g core.Group, recs []core.Record) (core.Protocol, error) {
+	p := abc.DefaultParams(g, id, s.coin.coin, s.coin.sks[id-1], s.proof, s.proofSKs[id-1], validRequest)
+	if s.BatchSize > 0 {
+		p.BatchSize = s.BatchSize
+	} else {
+		p.BatchSize = 4
+	}
+	if s.causal {
+		p.Decrypt, p.DecryptKey, p.Label = s.dec, s.decSKs[id-1], causalLabel
+		p.Rand = newSeededReader(fmt.Sprintf("abc-dleq-%d", id), uint64(id))
+	}
+	a, err := abc.New(ABCRoot, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Recover(recs); err != nil {
+		return nil, err
+	}
+	if o.Broken == "reorder" && id%2 == 0 {
+		return reorderCore{a}, nil
+	}
+	if _, seen := s.cores[id]; !seen || recs != nil {
+		s.cores[id] = a // the first core built for id (Twins build two), or the restarted one
+	}
+	return a, nil
+}
