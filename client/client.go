@@ -60,7 +60,7 @@ type Client struct {
 	key      *sig.PrivateKey
 	id       uint64
 	opts     Options
-	replicas map[uint32]sig.PublicKey
+	replicas map[uint32]sig.VerifyKey
 	conns    []*conn
 
 	mu     sync.Mutex // one Submit at a time
@@ -138,13 +138,13 @@ func Dial(cluster *keys.Cluster, key *keys.ClientPrivate, opts Options) (*Client
 		return nil, fmt.Errorf("client: %d addresses for %d replicas", len(opts.Addresses), len(cluster.Members))
 	}
 	c := &Client{cluster: cluster, digest: cluster.Digest(), key: key.Identity, id: uint64(key.ID), opts: opts,
-		replicas: map[uint32]sig.PublicKey{}, faults: map[uint32]uint64{}, closed: make(chan struct{})}
+		replicas: map[uint32]sig.VerifyKey{}, faults: map[uint32]uint64{}, closed: make(chan struct{})}
 	for i, m := range cluster.Members {
 		addr := m.ClientAddress()
 		if opts.Addresses != nil {
 			addr = opts.Addresses[i]
 		}
-		c.replicas[m.ID] = m.Identity
+		c.replicas[m.ID] = m.Identity.Expand()
 		c.conns = append(c.conns, &conn{id: m.ID, addr: addr, pk: ed25519.PublicKey(m.Identity.Marshal()), out: make(chan []byte, 4)})
 	}
 	c.seq = opts.FirstSeq

@@ -29,7 +29,7 @@ var (
 type Collector struct {
 	cluster  [32]byte
 	f        int
-	replicas map[uint32]sig.PublicKey
+	replicas map[uint32]sig.VerifyKey
 	client   uint64
 	seq      uint64
 	from     map[uint32]bool
@@ -49,7 +49,7 @@ type vote struct {
 }
 
 // NewCollector prepares to collect replies for (client, seq).
-func NewCollector(cluster [32]byte, f int, replicas map[uint32]sig.PublicKey, client, seq uint64) *Collector {
+func NewCollector(cluster [32]byte, f int, replicas map[uint32]sig.VerifyKey, client, seq uint64) *Collector {
 	return &Collector{cluster: cluster, f: f, replicas: replicas, client: client, seq: seq, from: map[uint32]bool{}}
 }
 

@@ -12,12 +12,12 @@ import (
 )
 
 // replicaKeys generates identity keys for replicas 1–4.
-func replicaKeys() (map[uint32]*sig.PrivateKey, map[uint32]sig.PublicKey) {
+func replicaKeys() (map[uint32]*sig.PrivateKey, map[uint32]sig.VerifyKey) {
 	keys := map[uint32]*sig.PrivateKey{}
-	pubs := map[uint32]sig.PublicKey{}
+	pubs := map[uint32]sig.VerifyKey{}
 	for id := uint32(1); id <= 4; id++ {
 		pk, sk, _ := sig.GenerateKey(crand.Reader)
-		keys[id], pubs[id] = sk, pk
+		keys[id], pubs[id] = sk, pk.Expand()
 	}
 	return keys, pubs
 }

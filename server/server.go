@@ -196,7 +196,7 @@ func New(cfg Config) (*Server, error) {
 	s.log = cfg.Logger.With("replica", p.ID)
 	s.verified.init(1 << 16)
 	for _, cl := range c.Clients {
-		s.clients[uint64(cl.ID)] = cl.Identity
+		s.clients[uint64(cl.ID)] = cl.Identity.Expand()
 	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.m, err = newMetrics(s.reg, s); err != nil {
@@ -740,7 +740,7 @@ func (s *Server) verifyOne(req *wire.ClientRequest) bool {
 	if !ok {
 		return false
 	}
-	if sig.VerifyDomain(pk, req.Signature, smr.RequestDomain, s.digest[:], u64(req.Client), u64(req.Seq), req.Op) != nil {
+	if pk.VerifyDomain(req.Signature, smr.RequestDomain, s.digest[:], u64(req.Client), u64(req.Seq), req.Op) != nil {
 		return false
 	}
 	s.verified.add(sha256.Sum256(smr.EncodeRequest(req)))

@@ -22,15 +22,16 @@ func SignRequest(key *sig.PrivateKey, cluster [32]byte, req *wire.ClientRequest)
 	req.Signature = key.SignDomain(RequestDomain, cluster[:], u64(req.Client), u64(req.Seq), req.Op)
 }
 
-// Clients maps client IDs to their identity keys (from the cluster file).
-type Clients map[uint64]sig.PublicKey
+// Clients maps client IDs to their identity keys (from the cluster file),
+// expanded once since every request of a client is verified with its key.
+type Clients map[uint64]sig.VerifyKey
 
 // Verifier returns the deterministic request check handed to Replica and
 // engines: the client is registered and the signature verifies (ZIP-215).
 func (c Clients) Verifier(cluster [32]byte) func(*wire.ClientRequest) bool {
 	return func(req *wire.ClientRequest) bool {
 		pk, ok := c[req.Client]
-		return ok && sig.VerifyDomain(pk, req.Signature, RequestDomain, cluster[:], u64(req.Client), u64(req.Seq), req.Op) == nil
+		return ok && pk.VerifyDomain(req.Signature, RequestDomain, cluster[:], u64(req.Client), u64(req.Seq), req.Op) == nil
 	}
 }
 
@@ -46,7 +47,7 @@ func (c Clients) VerifyBatch(cluster [32]byte, reqs []*wire.ClientRequest, rand 
 		if !known {
 			continue
 		}
-		b.AddDomain(pk, req.Signature, RequestDomain, cluster[:], u64(req.Client), u64(req.Seq), req.Op)
+		b.AddKeyDomain(pk, req.Signature, RequestDomain, cluster[:], u64(req.Client), u64(req.Seq), req.Op)
 		idx = append(idx, i)
 	}
 	if len(idx) == 0 {
@@ -64,9 +65,10 @@ func SignReply(key *sig.PrivateKey, cluster [32]byte, r *wire.Reply) {
 	r.Signature = key.SignDomain(ReplyDomain, replyFields(cluster, r)...)
 }
 
-// VerifyReply checks a replica's signature on a reply.
-func VerifyReply(pk sig.PublicKey, cluster [32]byte, r *wire.Reply) error {
-	return sig.VerifyDomain(pk, r.Signature, ReplyDomain, replyFields(cluster, r)...)
+// VerifyReply checks a replica's signature on a reply (the replica's key
+// expanded once: a client verifies many replies with it).
+func VerifyReply(pk sig.VerifyKey, cluster [32]byte, r *wire.Reply) error {
+	return pk.VerifyDomain(r.Signature, ReplyDomain, replyFields(cluster, r)...)
 }
 
 func replyFields(cluster [32]byte, r *wire.Reply) [][]byte {

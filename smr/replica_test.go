@@ -213,7 +213,7 @@ func TestRequestAndReplySignatures(t *testing.T) {
 	cluster := [32]byte{1}
 	q := &wire.ClientRequest{Client: 7, Seq: 1, Op: []byte("op")}
 	SignRequest(sk, cluster, q)
-	clients := Clients{7: pk}
+	clients := Clients{7: pk.Expand()}
 	verify := clients.Verifier(cluster)
 	if !verify(q) {
 		t.Fatal("valid request rejected")
@@ -239,11 +239,11 @@ func TestRequestAndReplySignatures(t *testing.T) {
 	}
 	r := &wire.Reply{Client: 7, Seq: 1, Replica: 2, Result: []byte("ok"), Position: 4}
 	SignReply(sk, cluster, r)
-	if err := VerifyReply(pk, cluster, r); err != nil {
+	if err := VerifyReply(pk.Expand(), cluster, r); err != nil {
 		t.Fatal(err)
 	}
 	r.Position = 5
-	if VerifyReply(pk, cluster, r) == nil {
+	if VerifyReply(pk.Expand(), cluster, r) == nil {
 		t.Fatal("reply with another position verified")
 	}
 }

@@ -31,7 +31,7 @@ func newBenchCmd() *cobra.Command {
 		config, keyDir             string
 		batch                      int
 		cpuProfile, csvPath, plot  string
-		verbose                    bool
+		verbose, certify           bool
 		configuration              string
 	)
 	cmd := &cobra.Command{
@@ -125,6 +125,9 @@ per-second throughput and p50/p99 latency (CSV; PNG via gonum/plot).`,
 			if rate > 0 {
 				loop = fmt.Sprintf("open loop at %.0f req/s", rate)
 			}
+			if certify {
+				loop += ", certified replies"
+			}
 			fmt.Fprintf(w, "maftia bench: n=%d f=%d, %s; %d clients, %s, payload %d B, %s, GOMAXPROCS=%d\n",
 				cluster.N, cluster.F, where, clients, loop, payload, duration, runtime.GOMAXPROCS(0))
 			if cpuProfile != "" {
@@ -149,7 +152,7 @@ per-second throughput and p50/p99 latency (CSV; PNG via gonum/plot).`,
 				defer t.Stop()
 			}
 			sent0, calls0 := localCounters(local)
-			r := runLoad(ctx, cs, loadSpec{Duration: duration, MaxOps: maxOps, Payload: payload, Rate: rate}, w, "load")
+			r := runLoad(ctx, cs, loadSpec{Duration: duration, MaxOps: maxOps, Payload: payload, Rate: rate, Certify: certify}, w, "load")
 			sent1, calls1 := localCounters(local)
 			fmt.Fprintf(w, "ops %d  errors %d  wrong %d  shed %d  elapsed %.1fs\n", r.Ops, r.Errors, r.Wrong, r.Shed, r.Elapsed.Seconds())
 			fmt.Fprintf(w, "throughput %.0f req/s  latency p50 %s  p99 %s\n", r.Throughput(),
@@ -191,6 +194,7 @@ per-second throughput and p50/p99 latency (CSV; PNG via gonum/plot).`,
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole process (replicas and clients) to this file")
 	f.StringVar(&csvPath, "csv", "", "write per-second throughput and latency to this CSV file")
 	f.StringVar(&plot, "plot", "", "write per-second throughput and latency to this PNG file")
+	f.BoolVar(&certify, "certify", false, "ask for certified replies (the service's threshold signature on every result, combined and verified by the client)")
 	f.BoolVar(&verbose, "verbose", false, "local cluster: replicas log warnings and errors to standard error")
 	f.IntVar(&batch, "batch", 0, "local cluster: requests per replica per epoch (0: default 256)")
 	f.IntVar(&replicas, "replicas", 0, "local cluster: number of replicas n (0: 4 for async, 3 for hybrid); f is the largest n tolerates")

@@ -40,9 +40,9 @@ func TestLoadResultWindows(t *testing.T) {
 	}
 }
 
-// One short open-loop run on a local cluster with a replica stopped
-// midway: no wrong answers, the before/after report, and readable CSV and
-// PNG files.
+// One short open-loop run with certified replies on a local cluster with a
+// replica stopped midway: no wrong answers, the before/after report, and
+// readable CSV and PNG files.
 func TestBenchOpenLoopKillCSVPlot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real cluster")
@@ -54,14 +54,14 @@ func TestBenchOpenLoopKillCSVPlot(t *testing.T) {
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetArgs([]string{"--clients", "16", "--rate", "100", "--duration", "6s", "--kill-after", "3s",
-		"--payload", "64", "--csv", csvPath, "--plot", pngPath})
+		"--payload", "64", "--csv", csvPath, "--plot", pngPath, "--certify"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		t.Fatalf("bench: %v\n%s", err, out.String())
 	}
 	t.Log(out.String())
-	for _, want := range []string{"open loop at 100 req/s", "replica 4 stopped at 3s", "after/before throughput", "wrong 0"} {
+	for _, want := range []string{"open loop at 100 req/s, certified replies", "replica 4 stopped at 3s", "after/before throughput", "wrong 0"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q", want)
 		}

@@ -26,6 +26,19 @@ type loadSpec struct {
 	MaxOps   uint64
 	Payload  int
 	Rate     float64
+	// Certify asks for certified replies (client.SubmitCertified): the
+	// replicas add shares of the service's signature, which the client
+	// combines and verifies for every operation.
+	Certify bool
+}
+
+// certifying submits through SubmitCertified and returns the certified
+// result.
+type certifying struct{ c *client.Client }
+
+func (s certifying) Submit(ctx context.Context, op []byte) ([]byte, error) {
+	cert, err := s.c.SubmitCertified(ctx, op)
+	return cert.Result, err
 }
 
 // sample is one completed operation: when it completed and its latency
@@ -203,6 +216,9 @@ func runLoad(ctx context.Context, clients []*client.Client, spec loadSpec, progr
 		wg.Go(func() {
 			r := &loadResult{}
 			k := kv.Client{S: c}
+			if spec.Certify {
+				k.S = certifying{c}
+			}
 			last := map[string]string{}
 			for n := 0; ctx.Err() == nil; n++ {
 				t0 := time.Now()

@@ -50,9 +50,22 @@ func FuzzVerify(f *testing.F) {
 			return
 		}
 		single := Verify(pk, msg, signature) == nil
-		b := NewBatch(1)
-		b.Add(pk, msg, signature)
-		all, v := b.Verify(nil)
+		if expanded := pk.Expand().Verify(msg, signature) == nil; expanded != single {
+			t.Fatalf("single %v expanded %v", single, expanded)
+		}
+		small := NewBatch(1) // verified one by one
+		small.Add(pk, msg, signature)
+		all, v := small.Verify(nil)
+		if single != all || single != v[0] {
+			t.Fatalf("single %v small batch %v/%v", single, all, v)
+		}
+		big := NewBatch(smallBatch + 1) // voi's batch equation
+		big.AddKey(pk.Expand(), msg, signature)
+		for range smallBatch {
+			pk2, sk2 := mustKey(t)
+			big.Add(pk2, msg, sk2.Sign(msg))
+		}
+		all, v = big.Verify(nil)
 		if single != all || single != v[0] {
 			t.Fatalf("single %v batch %v/%v", single, all, v)
 		}

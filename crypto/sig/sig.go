@@ -184,13 +184,70 @@ func VerifyDomain(pk PublicKey, signature []byte, domain string, fields ...[]byt
 	return Verify(pk, Encode(domain, fields...), signature)
 }
 
+// VerifyKey is a public key expanded once for repeated verification:
+// voi precomputes -A, which saves 15–30 % per verification (measured on
+// the 2-vCPU machine: 32 µs against 37 µs single, 17 µs against 24 µs per
+// signature in batches of 64) at ~1.5 KiB per key. Verdicts are those of
+// the plain key (voi caches the ZIP-215 checks at expansion). Keys that
+// verify often — registered clients — are held as VerifyKeys.
+type VerifyKey struct {
+	pk  PublicKey
+	exp *ed25519.ExpandedPublicKey // nil: expansion failed, plain path
+}
+
+// Expand precomputes pk for verification.
+func (pk PublicKey) Expand() VerifyKey {
+	k := VerifyKey{pk: pk}
+	if pk.set {
+		if e, err := ed25519.NewExpandedPublicKey(pk.b[:]); err == nil {
+			k.exp = e
+		}
+	}
+	return k
+}
+
+// Public is the key in its plain form.
+func (k VerifyKey) Public() PublicKey { return k.pk }
+
+// Verify is sig.Verify with the expanded key.
+func (k VerifyKey) Verify(msg, signature []byte) error {
+	if k.exp == nil {
+		return Verify(k.pk, msg, signature)
+	}
+	if len(signature) != SignatureSize {
+		return fmt.Errorf("%w: length %d, want %d", ErrMalformedSignature, len(signature), SignatureSize)
+	}
+	if !ed25519.VerifyExpandedWithOptions(k.exp, msg, signature, verifyOpts) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// VerifyDomain is sig.VerifyDomain with the expanded key.
+func (k VerifyKey) VerifyDomain(signature []byte, domain string, fields ...[]byte) error {
+	return k.Verify(Encode(domain, fields...), signature)
+}
+
 // Batch verifies many signatures at once (random linear combination, with
 // per-signature fallback). Its verdicts equal those of Verify on every input.
 type Batch struct {
 	bv *ed25519.BatchVerifier
 	// malformed marks entries rejected before reaching the verifier.
 	malformed []bool
+	// small holds the first smallBatch entries: a batch that small is
+	// verified one signature at a time, which costs less than voi's batch
+	// equation (measured: 57 µs for a batch of one, 81 µs for two,
+	// against 37 µs per single verification).
+	small []entry
 }
+
+type entry struct {
+	k        VerifyKey
+	msg, sig []byte
+}
+
+// smallBatch is the largest batch verified one signature at a time.
+const smallBatch = 2
 
 // NewBatch returns an empty batch with room for n entries.
 func NewBatch(n int) *Batch {
@@ -199,8 +256,16 @@ func NewBatch(n int) *Batch {
 
 // Add appends (pk, msg, signature); its verdict has the index Len()-1.
 func (b *Batch) Add(pk PublicKey, msg, signature []byte) {
-	bad := !pk.set || len(signature) != SignatureSize
+	b.AddKey(VerifyKey{pk: pk}, msg, signature)
+}
+
+// AddKey is Add with an expanded key.
+func (b *Batch) AddKey(k VerifyKey, msg, signature []byte) {
+	bad := !k.pk.set || len(signature) != SignatureSize
 	b.malformed = append(b.malformed, bad)
+	if len(b.small) < smallBatch {
+		b.small = append(b.small, entry{k, msg, signature})
+	}
 	if bad {
 		// Keep the verifier's indices aligned with ours: add an entry that
 		// is certainly invalid without reaching voi's length panics.
@@ -208,7 +273,16 @@ func (b *Batch) Add(pk PublicKey, msg, signature []byte) {
 		b.bv.AddWithOptions(make([]byte, PublicKeySize), msg, zero[:], verifyOpts)
 		return
 	}
-	b.bv.AddWithOptions(pk.b[:], msg, signature, verifyOpts)
+	if k.exp != nil {
+		b.bv.AddExpandedWithOptions(k.exp, msg, signature, verifyOpts)
+		return
+	}
+	b.bv.AddWithOptions(k.pk.b[:], msg, signature, verifyOpts)
+}
+
+// AddKeyDomain appends a signature made by SignDomain, with an expanded key.
+func (b *Batch) AddKeyDomain(k VerifyKey, signature []byte, domain string, fields ...[]byte) {
+	b.AddKey(k, Encode(domain, fields...), signature)
 }
 
 // AddDomain appends a signature made by SignDomain.
@@ -225,6 +299,14 @@ func (b *Batch) Len() int { return len(b.malformed) }
 func (b *Batch) Verify(rand io.Reader) (bool, []bool) {
 	if len(b.malformed) == 0 {
 		return true, nil
+	}
+	if len(b.malformed) <= smallBatch {
+		all, valid := true, make([]bool, len(b.small))
+		for i, e := range b.small {
+			valid[i] = e.k.Verify(e.msg, e.sig) == nil
+			all = all && valid[i]
+		}
+		return all, valid
 	}
 	all, valid := b.bv.Verify(rand)
 	for i, m := range b.malformed {

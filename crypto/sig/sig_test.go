@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -166,13 +167,16 @@ func TestZIP215SmallOrderEdgeCase(t *testing.T) {
 		msg := []byte(fmt.Sprintf("m%d", i))
 		stdOK := stded25519.Verify(stded25519.PublicKey(a), msg, signature)
 		single := Verify(pk, msg, signature)
-		b := NewBatch(2)
+		expanded := pk.Expand().Verify(msg, signature)
+		b := NewBatch(3) // above smallBatch: voi's batch equation
 		b.Add(pk, msg, signature)
-		pk2, sk2 := mustKey(t)
-		b.Add(pk2, msg, sk2.Sign(msg))
+		for range 2 {
+			pk2, sk2 := mustKey(t)
+			b.Add(pk2, msg, sk2.Sign(msg))
+		}
 		all, v := b.Verify(nil)
-		if single != nil || !all || !v[0] {
-			t.Fatalf("ZIP-215 single (%v) and batch (%v) must both accept", single, v)
+		if single != nil || expanded != nil || !all || !v[0] {
+			t.Fatalf("ZIP-215 single (%v), expanded (%v) and batch (%v) must all accept", single, expanded, v)
 		}
 		if !stdOK {
 			disagreements++
@@ -199,11 +203,56 @@ func TestZIP215NonCanonicalR(t *testing.T) {
 	for i := range 16 {
 		msg := []byte{byte(i)}
 		single := Verify(pk, msg, signature) == nil
-		b := NewBatch(1)
-		b.Add(pk, msg, signature)
-		_, v := b.Verify(nil)
-		if single != v[0] || !single {
-			t.Fatalf("msg %d: single %v batch %v (want both true)", i, single, v[0])
+		expanded := pk.Expand().Verify(msg, signature) == nil
+		b := NewBatch(3) // above smallBatch: voi's batch equation
+		b.AddKey(pk.Expand(), msg, signature)
+		for range 2 {
+			pk2, sk2 := mustKey(t)
+			b.Add(pk2, msg, sk2.Sign(msg))
 		}
+		_, v := b.Verify(nil)
+		if single != v[0] || single != expanded || !single {
+			t.Fatalf("msg %d: single %v expanded %v batch %v (want all true)", i, single, expanded, v[0])
+		}
+	}
+}
+
+// Expanded keys and small batches (verified one by one) give the verdicts
+// of plain single verification, entry by entry, for every batch size
+// around smallBatch.
+func TestVerifyKeyAndSmallBatchesAgree(t *testing.T) {
+	for k := 1; k <= smallBatch+2; k++ {
+		b := NewBatch(k)
+		var want []bool
+		for i := range k {
+			pk, sk := mustKey(t)
+			msg := []byte{byte(i), byte(k)}
+			s := sk.Sign(msg)
+			if (i+k)%2 == 0 {
+				s[5] ^= 4
+			}
+			single := Verify(pk, msg, s) == nil
+			if got := pk.Expand().Verify(msg, s) == nil; got != single {
+				t.Fatalf("k=%d entry %d: expanded %v, plain %v", k, i, got, single)
+			}
+			want = append(want, single)
+			if i%2 == 0 {
+				b.AddKey(pk.Expand(), msg, s)
+			} else {
+				b.Add(pk, msg, s)
+			}
+		}
+		all, got := b.Verify(nil)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("k=%d entry %d: batch %v, single %v", k, i, got[i], want[i])
+			}
+		}
+		if all != !slices.Contains(want, false) {
+			t.Fatalf("k=%d: all=%v for %v", k, all, want)
+		}
+	}
+	if err := (PublicKey{}).Expand().Verify([]byte("m"), make([]byte, 64)); !errors.Is(err, ErrMalformedPublicKey) {
+		t.Fatalf("unset expanded key: %v", err)
 	}
 }
