@@ -95,10 +95,18 @@ func (p Params) Check() error {
 // Digest identifies a request or an AVID outcome.
 type Digest [32]byte
 
-// proof is a certificate that j's batch of an epoch is retrievable.
+// proof is a certificate that j's batch of an epoch is retrievable. It is
+// interpolated from f+1 shares as soon as they arrive but checked later:
+// the proofs an epoch proposes are checked together in one batched
+// pairing check (verifyProofs), the others only if an entry equal to one
+// must be judged (proofValid). shares are kept until then, to find the
+// bad ones should the check fail.
 type proof struct {
-	digest Digest
-	sig    []byte
+	digest   Digest
+	sig      []byte
+	s        tsig.Signature
+	verified bool
+	shares   []tsig.Share
 }
 
 // epoch is the state of one epoch at one replica.
@@ -132,6 +140,9 @@ type output struct {
 // Ops counts work for benchmarks and metrics.
 type Ops struct {
 	SharesSigned, SharesVerified, Combines, CertVerifies, Epochs, Fetched uint64
+	// ProofBatches counts batched checks of an epoch's proofs (one
+	// pairing check for all of them, tsig.VerifyBatch).
+	ProofBatches uint64
 }
 
 // ABC is atomic broadcast at one replica; see the package documentation.
@@ -406,7 +417,8 @@ func (a *ABC) onStored(ep *epoch, m core.Message, out *core.Output) error {
 		return nil
 	}
 	j := core.NodeID(msg.Sender)
-	if ep.signers[j-1][m.From] || ep.proofs[j-1] != nil {
+	p := ep.proofs[j-1]
+	if ep.signers[j-1][m.From] || (p != nil && p.verified) {
 		return nil
 	}
 	share, err := tsig.UnmarshalShare(msg.Share)
@@ -417,14 +429,37 @@ func (a *ABC) onStored(ep *epoch, m core.Message, out *core.Output) error {
 	ep.signers[j-1][m.From] = true
 	var d Digest
 	copy(d[:], msg.Digest)
+	if p != nil {
+		// The proof is not checked yet: keep the later shares on its
+		// digest, which replace bad ones should the check fail (at most
+		// one per replica).
+		if d == p.digest {
+			p.shares = append(p.shares, share)
+		}
+		return nil
+	}
 	ep.shares[j-1][d] = append(ep.shares[j-1][d], share)
 	if len(ep.shares[j-1][d]) < a.p.Group.F()+1 {
 		return nil
 	}
-	// Optimistic: combine unverified shares and verify once; on failure
-	// Combine names the bad shares, which are evidence and dropped.
-	msgBytes := a.storedMessage(ep, j, d)
+	// Interpolate now, check later with the epoch's other proofs
+	// (verifyProofs); a structural defect goes to the robust combiner.
 	a.ops.Combines++
+	sigma, err := tsig.CombineVerified(a.p.Proof, ep.shares[j-1][d], a.storedMessage(ep, j, d))
+	if err != nil {
+		a.robustCombine(ep, j, d, out)
+		return nil
+	}
+	ep.proofs[j-1] = &proof{digest: d, sig: sigma.Marshal(), s: sigma, shares: ep.shares[j-1][d]}
+	ep.nproofs++
+	ep.shares[j-1] = nil
+	return nil
+}
+
+// robustCombine combines j's shares on d, verifying as it goes: on failure
+// it names the bad shares (evidence), drops them and waits for more.
+func (a *ABC) robustCombine(ep *epoch, j core.NodeID, d Digest, out *core.Output) {
+	msgBytes := a.storedMessage(ep, j, d)
 	sigma, bad, err := tsig.Combine(a.p.Proof, ep.shares[j-1][d], msgBytes)
 	if err != nil && !errors.Is(err, tsig.ErrTooFewShares) {
 		// A structural defect (a share for another message or under
@@ -443,18 +478,51 @@ func (a *ABC) onStored(ep *epoch, m core.Message, out *core.Output) error {
 		kept := ep.shares[j-1][d][:0]
 		for _, s := range ep.shares[j-1][d] {
 			if slices.Contains(bad, s.Index) {
-				out.Accuse(core.NodeID(s.Index), core.InvalidProof, m.Instance, "invalid STORED share for replica %d", j)
+				out.Accuse(core.NodeID(s.Index), core.InvalidProof, ep.inst, "invalid STORED share for replica %d", j)
 				continue
 			}
 			kept = append(kept, s)
 		}
 		ep.shares[j-1][d] = kept
-		return nil
+		return
 	}
-	ep.proofs[j-1] = &proof{digest: d, sig: sigma.Marshal()}
+	ep.proofs[j-1] = &proof{digest: d, sig: sigma.Marshal(), s: sigma, verified: true}
 	ep.nproofs++
 	ep.shares[j-1] = nil
-	return nil
+}
+
+// verifyProofs checks every proof not yet checked with one batched
+// pairing check (tsig.VerifyBatch) — instead of one check per proof as
+// they complete. A proof that fails was interpolated from a bad share: it
+// is dropped and its shares go through the robust combiner, which names
+// the culprits and keeps the good shares for when more arrive.
+func (a *ABC) verifyProofs(ep *epoch, out *core.Output) {
+	var idx []int
+	var sigs []tsig.Signature
+	var msgs [][]byte
+	for i, p := range ep.proofs {
+		if p != nil && !p.verified {
+			idx = append(idx, i)
+			sigs = append(sigs, p.s)
+			msgs = append(msgs, a.storedMessage(ep, core.NodeID(i+1), p.digest))
+		}
+	}
+	if len(idx) == 0 {
+		return
+	}
+	a.ops.ProofBatches++
+	errs := tsig.VerifyBatch(a.p.Proof, sigs, msgs)
+	for k, i := range idx {
+		p := ep.proofs[i]
+		if errs[k] == nil {
+			p.verified, p.shares = true, nil
+			continue
+		}
+		ep.proofs[i] = nil
+		ep.nproofs--
+		ep.shares[i] = map[Digest][]tsig.Share{p.digest: p.shares}
+		a.robustCombine(ep, core.NodeID(i+1), p.digest, out)
+	}
 }
 
 // valid is MVBA's external-validity predicate for epoch e: at least n−f
@@ -489,9 +557,13 @@ func (a *ABC) valid(e uint64) func([]byte) bool {
 // same as a plain verification, so the predicate stays deterministic.
 func (a *ABC) proofValid(e uint64, en *wire.ABCEntry, s tsig.Signature) bool {
 	ep := a.epochs[e]
+	var own *proof // this replica's proof, equal to the entry but not yet checked
 	if ep != nil {
 		if p := ep.proofs[en.Sender-1]; p != nil && bytes.Equal(p.digest[:], en.Digest) && bytes.Equal(p.sig, en.Signature) {
-			return true
+			if p.verified {
+				return true
+			}
+			own = p
 		}
 	}
 	key := string(u64(uint64(en.Sender))) + string(en.Digest) + string(en.Signature)
@@ -505,6 +577,9 @@ func (a *ABC) proofValid(e uint64, en *wire.ABCEntry, s tsig.Signature) bool {
 	ok := tsig.Verify(a.p.Proof, s, msg) == nil
 	if ep != nil && len(ep.verified) < 4*a.p.Group.N()*a.p.Group.N() {
 		ep.verified[key] = ok
+	}
+	if ok && own != nil {
+		own.verified, own.shares = true, nil // the same bytes: checked once
 	}
 	return ok
 }
@@ -566,8 +641,11 @@ func (a *ABC) progress(out *core.Output) error {
 				moved = true
 			}
 			if ep != nil && ep.started && !ep.proposed && ep.nproofs >= a.p.Group.Quorum() && prevProposed {
-				if err := a.propose(ep, out); err != nil {
-					return err
+				a.verifyProofs(ep, out)
+				if ep.nproofs >= a.p.Group.Quorum() {
+					if err := a.propose(ep, out); err != nil {
+						return err
+					}
 				}
 				moved = true
 			}

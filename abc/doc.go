@@ -23,6 +23,7 @@
 //	  ("stored", e, j, d)
 //	upon f+1 valid shares for (j, d): combine them into proof_j — one
 //	  correct replica delivered j's batch, so by AVID totality all will
+//	  (interpolated at once, checked at proposal time: see Complexity)
 //	upon n−f proofs (and epoch e−1 proposed): propose the vector of all held
 //	  proofs to MVBA order/e:E/mvba, whose external validity requires ≥ n−f
 //	  entries with valid proofs
@@ -54,6 +55,14 @@
 //     installed a certified checkpoint continue right after its batch,
 //     with the Dedup window of delivered digests certified in the token.
 //
+// # Restarts (recover.go, docs/adr/0008)
+//
+// A replica never speaks in an epoch at or above its durable mark, raised
+// (and persisted before that Output's sends) when it first creates state
+// for an epoch. After a restart it sits out every epoch below the mark it
+// recovered — it learns their outputs by FETCH — so it never contradicts
+// what it said before the crash; for those epochs it counts as crashed.
+//
 // # Secure causal mode (Params.Decrypt)
 //
 // Clients encrypt requests with TDH2 (crypto/tenc) under the group key and
@@ -72,8 +81,11 @@
 // Messages: n AVIDs (O(n²) each), n² STORED, one MVBA (O(n²) expected),
 // plus n² DECRYPT in causal mode. Bits: O(n·|B|) for batches of |B| bytes
 // in total, plus O(n²·λ) for proofs. Crypto per replica: n share
-// signatures, n combinations (each one verification), the MVBA's, and the
-// proof checks of MVBA proposals (cached; proofs equal to one's own are
-// checked without a pairing since threshold BLS signatures are unique);
-// causal mode adds one decryption share and one combination per request.
+// signatures, n interpolations, one batched pairing check of the proofs an
+// epoch proposes (tsig.VerifyBatch; on failure per-proof and per-share
+// checks name the bad shares, which are evidence), the MVBA's, and the
+// proof checks of MVBA proposals (cached; entries equal to one's own
+// checked proof need no pairing since threshold BLS signatures are
+// unique); causal mode adds one decryption share and one combination per
+// request.
 package abc

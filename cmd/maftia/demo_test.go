@@ -26,7 +26,7 @@ func TestDemoDetectsEachAttack(t *testing.T) {
 			if err != nil {
 				t.Fatalf("demo --attack %s: %v\n%s", a, err, out.String())
 			}
-			if !strings.Contains(out.String(), "result         OK") {
+			if !strings.Contains(out.String(), "result         OK") || !strings.Contains(out.String(), "certified read of c0/k0") {
 				t.Fatalf("no OK summary:\n%s", out.String())
 			}
 		})

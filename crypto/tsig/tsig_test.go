@@ -414,3 +414,68 @@ func TestLagrangeMatchesNaiveInterpolation(t *testing.T) {
 		}
 	}
 }
+
+// VerifyBatch gives Verify's verdict per signature: all valid in one
+// check; a wrong signature, one on another message, one under another key,
+// an empty one and two wrong ones that cancel for the naive unweighted sum
+// are each named, the others still accepted.
+func TestVerifyBatchMatchesVerify(t *testing.T) {
+	pk, sks := deal(t, 4, 2)
+	other, osks := deal(t, 4, 2)
+	var sigs []Signature
+	var msgs [][]byte
+	for i := range 6 {
+		m := []byte(fmt.Sprintf("m%d", i))
+		s, err := CombineVerified(pk, signAll(sks[:2], m), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs, msgs = append(sigs, s), append(msgs, m)
+	}
+	for _, errs := range [][]error{VerifyBatch(pk, sigs, msgs), VerifyBatch(pk, sigs[:1], msgs[:1])} {
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("valid signature %d: %v", i, err)
+			}
+		}
+	}
+	bad := append([]Signature(nil), sigs...)
+	bad[1] = sigs[2] // on another message
+	o, _ := CombineVerified(other, signAll(osks[:2], msgs[3]), msgs[3])
+	bad[3] = o                                              // under another key
+	bad[4] = Signature{}                                    // empty
+	delta := blst.HashToG1([]byte("delta"), nil).ToAffine() // σ5+Δ and σ0−Δ: the unweighted sum is unchanged
+	var p5, p0 blst.P1
+	p5.FromAffine(sigs[5].p)
+	bad[5] = Signature{p: p5.Add(delta).ToAffine()}
+	p0.FromAffine(sigs[0].p)
+	bad[0] = Signature{p: p0.Sub(delta).ToAffine()}
+	errs := VerifyBatch(pk, bad, msgs)
+	for i, err := range errs {
+		want := Verify(pk, bad[i], msgs[i])
+		if (err == nil) != (want == nil) {
+			t.Fatalf("signature %d: batch %v, single %v", i, err, want)
+		}
+	}
+	if errs[2] != nil || errs[0] == nil || errs[1] == nil || errs[3] == nil || errs[4] == nil || errs[5] == nil {
+		t.Fatalf("verdicts %v", errs)
+	}
+}
+
+func BenchmarkVerifyBatch(b *testing.B) {
+	pk, sks := deal(b, 4, 2)
+	for _, k := range []int{1, 4, 7} {
+		var sigs []Signature
+		var msgs [][]byte
+		for i := range k {
+			m := []byte(fmt.Sprintf("m%d", i))
+			s, _ := CombineVerified(pk, signAll(sks[:2], m), m)
+			sigs, msgs = append(sigs, s), append(msgs, m)
+		}
+		b.Run(fmt.Sprintf("k=%d", k), func(b *testing.B) {
+			for b.Loop() {
+				VerifyBatch(pk, sigs, msgs)
+			}
+		})
+	}
+}

@@ -132,7 +132,7 @@ func ABC(o Options) *ABCSuite {
 		AltInput: func(rng *rand.Rand, in core.Input) core.Input {
 			return core.Input{Instance: in.Instance, Value: clientRequest(fmt.Sprintf("twin-%d", rng.IntN(1000)))}
 		},
-		Attacks:    []sim.Behaviour{abcCensor{}, abcForger{}},
+		Attacks:    []sim.Behaviour{abcCensor{}, abcForger{}, abcBadPoint{}},
 		Check:      checkABC,
 		Terminated: abcTerminated,
 		Units: func(c *sim.Cluster) int {
@@ -295,23 +295,30 @@ type abcWithhold struct{}
 
 func (abcWithhold) Name() string { return "withhold" }
 func (abcWithhold) Wrap(id core.NodeID, inner core.Protocol, _ *sim.ByzContext) core.Protocol {
-	return &withholdCore{inner: inner}
+	return &rewriteCore{inner: inner, rewrite: func(snd core.Send) (core.Send, bool) {
+		m, err := abc.Decode(snd.Payload)
+		return snd, err != nil || m.Kind != wire.ABC_DECRYPT
+	}}
 }
 
-type withholdCore struct {
+// rewriteCore runs a correct core and passes each of its sends through
+// rewrite, which may change it or drop it (false); the core's errors are
+// not reported (a Byzantine replica has no invariants).
+type rewriteCore struct {
 	inner   core.Protocol
 	scratch core.Output
+	rewrite func(core.Send) (core.Send, bool)
 }
 
-func (w *withholdCore) Step(ev core.Event, out *core.Output) error {
+func (w *rewriteCore) Step(ev core.Event, out *core.Output) error {
 	w.scratch.Reset()
 	_ = w.inner.Step(ev, &w.scratch)
 	for _, snd := range w.scratch.Sends {
-		if m, err := abc.Decode(snd.Payload); err == nil && m.Kind == wire.ABC_DECRYPT {
-			continue
+		if snd, ok := w.rewrite(snd); ok {
+			out.Sends = append(out.Sends, snd)
 		}
-		out.Sends = append(out.Sends, snd)
 	}
+	out.Persist = append(out.Persist, w.scratch.Persist...)
 	out.Deliveries = append(out.Deliveries, w.scratch.Deliveries...)
 	return nil
 }
@@ -506,4 +513,30 @@ func (s *ABCSuite) newCore(o Options, id core.NodeID, g core.Group, recs []core.
 		s.cores[id] = a // the first core built for id (Twins build two), or the restarted one
 	}
 	return a, nil
+}
+
+// abcBadPoint follows the protocol but replaces the point of each STORED
+// proof share it sends with the point of the previous one (a valid group
+// element signed on another statement), keeping the share's header: the
+// share passes every structural check and fails only the pairing check,
+// so the proof it is interpolated into is wrong and the batched check of
+// an epoch's proofs must find it, name the sender and recombine.
+type abcBadPoint struct{}
+
+func (abcBadPoint) Name() string { return "bad-point" }
+func (abcBadPoint) Wrap(id core.NodeID, inner core.Protocol, _ *sim.ByzContext) core.Protocol {
+	var prev []byte // the point of the previous STORED share sent
+	return &rewriteCore{inner: inner, rewrite: func(snd core.Send) (core.Send, bool) {
+		m, err := abc.Decode(snd.Payload)
+		if err != nil || m.Kind != wire.ABC_STORED || len(m.Share) != tsig.ShareSize {
+			return snd, true
+		}
+		point := bytes.Clone(m.Share[tsig.ShareSize-tsig.G1Size:])
+		if prev != nil && !bytes.Equal(prev, point) {
+			m.Share = append(bytes.Clone(m.Share[:tsig.ShareSize-tsig.G1Size]), prev...)
+			snd.Payload, _ = proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		}
+		prev = point
+		return snd, true
+	}}
 }
