@@ -466,12 +466,7 @@ func (a *ABC) robustCombine(ep *epoch, j core.NodeID, d Digest, out *core.Output
 		// another key) names no culprit: find them one by one, or a
 		// single such share would block the proof forever (found by the
 		// invalid-shares attack of maftia demo).
-		bad = bad[:0]
-		for _, s := range ep.shares[j-1][d] {
-			if tsig.VerifyShare(a.p.Proof, s, msgBytes) != nil {
-				bad = append(bad, s.Index)
-			}
-		}
+		bad = tsig.Culprits(a.p.Proof, ep.shares[j-1][d], msgBytes)
 	}
 	if err != nil {
 		a.ops.SharesVerified += uint64(len(ep.shares[j-1][d]))

@@ -26,6 +26,27 @@ func dialAll(t *testing.T, l *Local, n int) []kvtest.Submitter {
 	return cs
 }
 
+// crashRestart returns a fault that stops replica id abruptly and a heal
+// that restarts it from its data directory, checking that it recovered at
+// least the batches it had executed (S2: the durable log is not lost).
+func crashRestart(t *testing.T, l *Local, id uint32) (stop, restart func()) {
+	var before uint64
+	return func() {
+			before = l.Server(id).Position()
+			if err := l.Stop(id); err != nil {
+				t.Fatalf("stop replica %d: %v", id, err)
+			}
+		}, func() {
+			if err := l.Start(id); err != nil {
+				t.Fatalf("restart replica %d: %v", id, err)
+			}
+			if got := l.Server(id).Position(); got < before {
+				t.Fatalf("replica %d restarted at batch %d, had executed %d: durable log lost (S2)", id, got, before)
+			}
+			t.Logf("replica %d executed %d batches before the crash and recovered %d from its log", id, before, l.Server(id).Position())
+		}
+}
+
 // faultedWorkload runs 3 clients' kvtest workload (on cs, into h) for run
 // and, 3 s into it, calls fault, waits pause and calls heal; it returns
 // once the workload ended.
@@ -77,21 +98,8 @@ func TestLinearizableAcrossCrashRestart(t *testing.T) {
 	}
 	l := startLocal(t, 4, 1, 5, true, nil)
 	h := kvtest.NewHistory()
-	var before uint64
-	faultedWorkload(t, dialAll(t, l, 4), h, 4*time.Second, 3*time.Second, func() {
-		before = l.Server(2).Position()
-		if err := l.Stop(2); err != nil {
-			t.Fatalf("stop replica 2: %v", err)
-		}
-	}, func() {
-		if err := l.Start(2); err != nil {
-			t.Fatalf("restart replica 2: %v", err)
-		}
-		if got := l.Server(2).Position(); got < before {
-			t.Fatalf("replica 2 restarted at batch %d, had executed %d: durable log lost (S2)", got, before)
-		}
-		t.Logf("replica 2 executed %d batches before the crash and recovered %d from its log", before, l.Server(2).Position())
-	})
+	stop, restart := crashRestart(t, l, 2)
+	faultedWorkload(t, dialAll(t, l, 4), h, 4*time.Second, 3*time.Second, stop, restart)
 	// Every key, read at the end by a fresh client, joins the history:
 	// no acknowledged write is lost (S2).
 	fc := dial(t, l, 4)

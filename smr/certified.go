@@ -76,14 +76,8 @@ func CombineReplyShares(pk *tsig.PublicKey, cluster [32]byte, replies []*wire.Re
 	if err != nil && !errors.Is(err, tsig.ErrTooFewShares) && len(culprits) == 0 {
 		// A structural defect (a share on another message) names no
 		// culprit: find them one by one and combine the rest.
-		valid := shares[:0:0]
-		for _, s := range shares {
-			if tsig.VerifyShare(pk, s, msg) != nil {
-				culprits = append(culprits, s.Index)
-			} else {
-				valid = append(valid, s)
-			}
-		}
+		culprits = tsig.Culprits(pk, shares, msg)
+		valid := slices.DeleteFunc(slices.Clone(shares), func(s tsig.Share) bool { return slices.Contains(culprits, s.Index) })
 		sigma, _, err = tsig.Combine(pk, valid, msg)
 	}
 	bad = append(bad, culprits...)

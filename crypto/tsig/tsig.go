@@ -483,6 +483,20 @@ func Combine(pk *PublicKey, shares []Share, msg []byte) (sig Signature, bad []ui
 	return interpolate(valid[:pk.threshold]), bad, nil
 }
 
+// Culprits checks shares one by one and returns the indices of those that
+// VerifyShare rejects: the callers' way to name the senders when Combine
+// refused a set for a structural defect (a share for another message or
+// under another key), which names no culprit by itself.
+func Culprits(pk *PublicKey, shares []Share, msg []byte) []uint32 {
+	var bad []uint32
+	for _, s := range shares {
+		if VerifyShare(pk, s, msg) != nil {
+			bad = append(bad, s.Index)
+		}
+	}
+	return bad
+}
+
 // BatchVerifyShares verifies k shares on the same message with one random
 // linear combination: with random 64-bit r_i it checks
 // e(Σ r_i σ_i, g2) = e(H(msg), Σ r_i vk_i) — two multi-scalar
