@@ -149,19 +149,7 @@ func (a *ABC) Resume(seq uint64, token []byte) error {
 			delete(a.fetchWants, who)
 		}
 	}
-	kept := a.pending[:0]
-	for _, q := range a.pending {
-		if _, done := a.delivered[q.digest]; done {
-			delete(a.inPending, q.digest)
-			continue
-		}
-		if q.inflight != 0 && q.inflight <= e+1 {
-			q.inflight = 0
-		}
-		kept = append(kept, q)
-	}
-	clear(a.pending[len(kept):])
-	a.pending = kept
+	a.prunePending(e)
 	if c := a.causal; c != nil {
 		// Epochs ordered but not yet decrypted are ordered again (their
 		// batches come after seq).

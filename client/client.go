@@ -277,6 +277,7 @@ func (c *Client) submit(ctx context.Context, op []byte, certify bool) ([]byte, s
 		}
 	}()
 	col := NewCollector(c.digest, c.cluster.F, c.replicas, c.id, c.seq)
+	col.TrustChannel() // every conn is pinned and read drops replies naming another replica
 	if certify {
 		col.Certify(c.cluster.Reply)
 	}
@@ -333,7 +334,10 @@ func (c *Client) submit(ctx context.Context, op []byte, certify bool) ([]byte, s
 					c.last = accepted{seq: c.seq, result: res, position: pos, judged: map[uint32]bool{}}
 					for id, r := range replies {
 						c.last.judged[id] = true
-						if !bytes.Equal(r.Result, res) || r.Position != pos {
+						// A disagreeing reply is held as proof only if its
+						// signature verifies (the accept path trusted the
+						// channel and checked none).
+						if (!bytes.Equal(r.Result, res) || r.Position != pos) && smr.VerifyReply(c.replicas[id], c.digest, r) == nil {
 							c.faults[id]++
 						}
 					}

@@ -58,6 +58,37 @@ func TestCollectorNeedsFPlusOneMatchingSignedReplies(t *testing.T) {
 	}
 }
 
+// With TrustChannel the collector takes each reply as its replica's
+// without checking signatures (the caller's pinned connection vouched),
+// but still needs f+1 distinct replicas to agree: f liars decide nothing.
+func TestCollectorTrustChannelStillNeedsFPlusOneReplicas(t *testing.T) {
+	cluster := [32]byte{9}
+	_, pubs := replicaKeys()
+	unsigned := func(id uint32, result string) *wire.Reply {
+		return &wire.Reply{Client: 5, Seq: 3, Replica: id, Result: []byte(result), Position: 2}
+	}
+	c := NewCollector(cluster, 1, pubs, 5, 3)
+	c.TrustChannel()
+	if _, _, done, err := c.Add(unsigned(4, "lie")); done || err != nil {
+		t.Fatalf("lie: done=%v err=%v", done, err)
+	}
+	if _, _, _, err := c.Add(unsigned(4, "ok")); !errors.Is(err, ErrBadReply) {
+		t.Fatalf("second reply from 4: %v", err)
+	}
+	if _, _, done, err := c.Add(unsigned(1, "ok")); done || err != nil {
+		t.Fatalf("one reply: done=%v err=%v", done, err)
+	}
+	res, _, done, err := c.Add(unsigned(2, "ok"))
+	if !done || err != nil || string(res) != "ok" {
+		t.Fatalf("got %q %v %v", res, done, err)
+	}
+	// Without TrustChannel the same unsigned replies are refused.
+	strict := NewCollector(cluster, 1, pubs, 5, 3)
+	if _, _, _, err := strict.Add(unsigned(1, "ok")); !errors.Is(err, ErrBadReply) {
+		t.Fatalf("unsigned reply accepted without TrustChannel: %v", err)
+	}
+}
+
 // In certified mode f+1 matching replies are not enough when one carries
 // an invalid share of the service's signature: the collector names it and
 // finishes with the next matching reply, holding a certificate that

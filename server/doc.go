@@ -10,15 +10,19 @@
 // and executed, each exactly once (ATTACKS S4); a request is refused
 // before ordering — and the refusal counted in maftia_smr_refused_total —
 // if it is malformed, oversized, from an unknown client or badly signed;
-// every reply is signed with the replica's identity key, so a client that
+// every reply travels on the TLS connection pinned to the replica's
+// identity key and is signed with that key (one signature per batch of
+// replies, a Merkle proof per reply: docs/adr/0009), so a client that
 // waits for f+1 matching replies gets what the replicated state machine
-// computed. The batches a replica executes are made durable before any
+// computed, and a wrong reply is provable to third parties. The batches a replica executes are made durable before any
 // reply that depends on them is sent, and re-executed at restart (S2).
 //
 // The client API (docs/adr/0002-client-api.md) is a length-prefixed
 // protobuf protocol over TLS 1.3 at each member's ClientAddress: the
 // replica proves its pinned identity key; clients are authenticated by
 // their request signatures. Signatures are batch-verified on a worker
-// pool, off the stepping goroutine; the ordering engine and the replica
+// pool, off the stepping goroutine (a gatherer waits up to a millisecond
+// for 8 requests before handing a batch over, so batches grow with the
+// load); the ordering engine and the replica
 // re-check requests deterministically, reusing those verdicts.
 package server

@@ -22,8 +22,11 @@
 //     and so passes through the same states; a request that any correct
 //     replica rejects is rejected by all (verification is deterministic:
 //     one Ed25519 rule, ZIP-215, everywhere);
-//   - the client accepts a result once f+1 replicas sent matching signed
-//     replies: at least one of them is correct.
+//   - the client accepts a result once f+1 replicas sent matching replies
+//     authenticated as theirs (by the pinned channel, or by the signature:
+//     SignReplies signs a batch of replies at once, and VerifyReply checks
+//     one of them alone through its Merkle path, docs/adr/0009): at least
+//     one of them is correct.
 //
 // Checkpoints and state transfer (checkpoint.go, xfer.go): every
 // CheckpointEvery batches the replicas certify (seq, digest) of their

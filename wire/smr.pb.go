@@ -169,7 +169,13 @@ type Reply struct {
 	Replica uint32                 `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
 	Result  []byte                 `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
 	// Position of the request in the total order (batch sequence number).
-	Position  uint64 `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
+	Position uint64 `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
+	// The replica's Ed25519 signature over the root of a Merkle tree of the
+	// replies it sent together (smr.SignReplies, domain
+	// "maftia/smr/reply-batch/v1", binding cluster, replica, batch_size and
+	// root); batch_index and batch_path place this reply's leaf in that tree.
+	// One signature serves a whole batch, and each reply stays checkable on
+	// its own (smr.VerifyReply): a wrong result is provable to anyone.
 	Signature []byte `protobuf:"bytes,6,opt,name=signature,proto3" json:"signature,omitempty"`
 	// Present when the request came as FrameRequestCertified: this
 	// replica's share (tsig, the cluster's reply key, threshold f+1) of the
@@ -178,6 +184,9 @@ type Reply struct {
 	// statement combine into one signature anyone holding the cluster file
 	// can check (smr.Certificate). Not covered by `signature`.
 	Share         []byte `protobuf:"bytes,7,opt,name=share,proto3" json:"share,omitempty"`
+	BatchSize     uint32 `protobuf:"varint,8,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	BatchIndex    uint32 `protobuf:"varint,9,opt,name=batch_index,json=batchIndex,proto3" json:"batch_index,omitempty"`
+	BatchPath     []byte `protobuf:"bytes,10,opt,name=batch_path,json=batchPath,proto3" json:"batch_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -257,6 +266,27 @@ func (x *Reply) GetSignature() []byte {
 func (x *Reply) GetShare() []byte {
 	if x != nil {
 		return x.Share
+	}
+	return nil
+}
+
+func (x *Reply) GetBatchSize() uint32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *Reply) GetBatchIndex() uint32 {
+	if x != nil {
+		return x.BatchIndex
+	}
+	return 0
+}
+
+func (x *Reply) GetBatchPath() []byte {
+	if x != nil {
+		return x.BatchPath
 	}
 	return nil
 }
@@ -428,7 +458,7 @@ const file_smr_proto_rawDesc = "" +
 	"\x06client\x18\x01 \x01(\x04R\x06client\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x0e\n" +
 	"\x02op\x18\x03 \x01(\fR\x02op\x12\x1c\n" +
-	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xb3\x01\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\"\x92\x02\n" +
 	"\x05Reply\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\x04R\x06client\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x18\n" +
@@ -436,7 +466,14 @@ const file_smr_proto_rawDesc = "" +
 	"\x06result\x18\x04 \x01(\fR\x06result\x12\x1a\n" +
 	"\bposition\x18\x05 \x01(\x04R\bposition\x12\x1c\n" +
 	"\tsignature\x18\x06 \x01(\fR\tsignature\x12\x14\n" +
-	"\x05share\x18\a \x01(\fR\x05share\"5\n" +
+	"\x05share\x18\a \x01(\fR\x05share\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\b \x01(\rR\tbatchSize\x12\x1f\n" +
+	"\vbatch_index\x18\t \x01(\rR\n" +
+	"batchIndex\x12\x1d\n" +
+	"\n" +
+	"batch_path\x18\n" +
+	" \x01(\fR\tbatchPath\"5\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1a\n" +
 	"\brequests\x18\x02 \x03(\fR\brequests\"\xa7\x02\n" +

@@ -4,32 +4,27 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"math/bits"
 
 	"github.com/maftia/maftia/core"
+	"github.com/maftia/maftia/crypto/merkle"
 )
 
 // Digest is a SHA-256 hash: a Merkle root or node.
 type Digest [sha256.Size]byte
 
-// Domain-separation prefixes of the Merkle tree: a leaf, an inner node and
-// the padding leaf that fills the tree up to a power of two can never hash
-// to the same input (second-preimage attacks across levels are ruled out).
+// Domain-separation prefixes of the Merkle tree (crypto/merkle): a leaf,
+// an inner node and the padding leaf that fills the tree up to a power of
+// two can never hash to the same input (second-preimage attacks across
+// levels are ruled out).
 const (
-	tagLeaf    = 0x00
-	tagNode    = 0x01
-	tagPadding = 0x02
+	tagLeaf    = merkle.TagLeaf
+	tagPadding = merkle.TagPadding
 	domain     = "maftia/avid/v1"
 )
 
 // Depth is the height of the Merkle tree over n fragments: ⌈log₂ n⌉. Every
 // proof for a group of n replicas has exactly Depth(n) sibling hashes.
-func Depth(n int) int {
-	if n <= 1 {
-		return 0
-	}
-	return bits.Len(uint(n - 1))
-}
+func Depth(n int) int { return merkle.Depth(n) }
 
 func writeLen(h interface{ Write([]byte) (int, error) }, v uint64) {
 	var l [8]byte
@@ -66,52 +61,20 @@ func paddingHash(inst core.InstanceID, i int) Digest {
 	return d
 }
 
-// nodeHash is H(0x01 ‖ left ‖ right).
-func nodeHash(l, r Digest) Digest {
-	h := sha256.New()
-	h.Write([]byte{tagNode})
-	h.Write(l[:])
-	h.Write(r[:])
-	var d Digest
-	h.Sum(d[:0])
-	return d
-}
-
 // Commit builds the Merkle tree over fragments (any contents, any sizes:
 // the sender may be Byzantine) and returns its root and, for each fragment
 // i, its proof: the Depth(n) sibling hashes from leaf i to the root,
 // concatenated bottom-up.
 func Commit(inst core.InstanceID, fragments [][]byte) (Digest, [][]byte) {
-	n := len(fragments)
-	depth := Depth(n)
-	width := 1 << depth
-	level := make([]Digest, width)
-	for i := range level {
-		if i < n {
-			level[i] = leafHash(inst, i, fragments[i])
-		} else {
-			level[i] = paddingHash(inst, i)
-		}
+	leaves := make([][sha256.Size]byte, len(fragments))
+	for i, f := range fragments {
+		leaves[i] = leafHash(inst, i, f)
 	}
-	proofs := make([][]byte, n)
-	for i := range proofs {
-		proofs[i] = make([]byte, 0, depth*sha256.Size)
+	root, proofs := merkle.Build(leaves, func(i int) [sha256.Size]byte { return paddingHash(inst, i) })
+	if proofs == nil {
+		proofs = [][]byte{}
 	}
-	for k := 0; len(level) > 1; k++ {
-		for i := range proofs {
-			sib := level[(i>>k)^1]
-			proofs[i] = append(proofs[i], sib[:]...)
-		}
-		next := make([]Digest, len(level)/2)
-		for j := range next {
-			next[j] = nodeHash(level[2*j], level[2*j+1])
-		}
-		level = next
-	}
-	if n == 0 {
-		return paddingHash(inst, 0), proofs
-	}
-	return level[0], proofs
+	return root, proofs
 }
 
 // errProof is returned by VerifyProof for any proof that does not verify.
@@ -121,23 +84,8 @@ var errProof = errors.New("avid: Merkle proof does not verify")
 // over n fragments of instance inst. The proof must have exactly Depth(n)
 // sibling hashes.
 func VerifyProof(inst core.InstanceID, n, i int, frag, proof []byte, root Digest) error {
-	depth := Depth(n)
-	if i < 0 || i >= n || len(proof) != depth*sha256.Size {
-		return errProof
-	}
-	cur := leafHash(inst, i, frag)
-	pos := i
-	for k := 0; k < depth; k++ {
-		var sib Digest
-		copy(sib[:], proof[k*sha256.Size:])
-		if pos&1 == 0 {
-			cur = nodeHash(cur, sib)
-		} else {
-			cur = nodeHash(sib, cur)
-		}
-		pos >>= 1
-	}
-	if cur != root {
+	got, ok := merkle.Fold(leafHash(inst, i, frag), n, i, proof)
+	if !ok || got != root {
 		return errProof
 	}
 	return nil

@@ -131,6 +131,7 @@ per-second throughput and p50/p99 latency (CSV; PNG via gonum/plot).`,
 			fmt.Fprintf(w, "maftia bench: n=%d f=%d, %s; %d clients, %s, payload %d B, %s, GOMAXPROCS=%d\n",
 				cluster.N, cluster.F, where, clients, loop, payload, duration, runtime.GOMAXPROCS(0))
 			if cpuProfile != "" {
+				connectAll(ctx, cs) // handshakes before the profile, as before the timed run
 				pf, err := os.Create(cpuProfile)
 				if err != nil {
 					return err
@@ -151,15 +152,18 @@ per-second throughput and p50/p99 latency (CSV; PNG via gonum/plot).`,
 				})
 				defer t.Stop()
 			}
-			sent0, calls0 := localCounters(local)
+			sent0, calls0, batches0 := localCounters(local)
 			r := runLoad(ctx, cs, loadSpec{Duration: duration, MaxOps: maxOps, Payload: payload, Rate: rate, Certify: certify}, w, "load")
-			sent1, calls1 := localCounters(local)
+			sent1, calls1, batches1 := localCounters(local)
 			fmt.Fprintf(w, "ops %d  errors %d  wrong %d  shed %d  elapsed %.1fs\n", r.Ops, r.Errors, r.Wrong, r.Shed, r.Elapsed.Seconds())
 			fmt.Fprintf(w, "throughput %.0f req/s  latency p50 %s  p99 %s\n", r.Throughput(),
 				r.Percentile(50).Round(100*time.Microsecond), r.Percentile(99).Round(100*time.Microsecond))
 			if local != nil && r.Ops > 0 && killAfter == 0 {
 				fmt.Fprintf(w, "messages/request %.1f (replica to replica, all replicas)  TTCB calls/request %.1f\n",
 					float64(sent1-sent0)/float64(r.Ops), float64(calls1-calls0)/float64(r.Ops))
+				if b := batches1 - batches0; b > 0 {
+					fmt.Fprintf(w, "ordered batches %d (%.1f/s, %.0f requests each)\n", b, float64(b)/r.Elapsed.Seconds(), float64(r.Ops)/float64(b))
+				}
 			}
 			if killAfter > 0 {
 				reportKill(w, r, killAfter, killed)
@@ -256,16 +260,17 @@ func benchLogger(verbose bool) *slog.Logger {
 }
 
 // localCounters sums the replicas' sent messages and service (TTCB) calls.
-func localCounters(l *server.Local) (sent, calls uint64) {
+func localCounters(l *server.Local) (sent, calls, batches uint64) {
 	if l == nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	for _, m := range l.Cluster.Members {
 		if s := l.Server(m.ID); s != nil {
 			c := s.Status().Counters
 			sent += c.Sent
 			calls += c.Requests
+			batches = max(batches, s.Position())
 		}
 	}
-	return sent, calls
+	return sent, calls, batches
 }
