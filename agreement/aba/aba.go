@@ -28,6 +28,19 @@ type Params struct {
 	// at most 5·MaxRoundsAhead slots (ATTACKS.md row 2).
 	MaxRoundsAhead uint64
 
+	// FixedCoins, if set, are the coins of rounds 1..len(FixedCoins)
+	// (true = 1): "optimistic randomness" (Kursawe, suggested by Cachin
+	// for HoneyBadgerBFT, amiller/HoneyBadgerBFT issue #63; poanetwork/hbbft
+	// runs fixed-coin epochs). In those rounds no share is signed,
+	// combined or verified. Agreement and validity never depend on the
+	// coin's value, only on its being common (see the package doc); an
+	// adversary that knows a fixed coin can at most keep a round from
+	// deciding, and from the first threshold-coin round on the termination
+	// argument is the usual one. mvba sets [true]: every correct replica
+	// proposes 1 to an iteration's ABA whenever the candidate's proposal
+	// is out, and then the ABA decides in round 1 with no coin at all.
+	FixedCoins []bool
+
 	// UnsafeCoin, if set, replaces the threshold coin of round r by its
 	// result. It exists only for the deliberately broken variants the
 	// simulator tests must catch (a coin that is a fixed bit or the
@@ -311,17 +324,24 @@ type Checked struct {
 // Precheck decodes a message and fully verifies a coin share, off the
 // stepping goroutine (DESIGN §3). It is pure: it reads only immutable
 // parameters. An invalid share is returned as an error wrapping Evidence.
-func (a *ABA) Precheck(m core.Message) (any, error) { return Precheck(a.p.Coin, m) }
+func (a *ABA) Precheck(m core.Message) (any, error) { return Precheck(a.p.Coin, a.p.FixedCoins, m) }
+
+// errFixedRoundShare drops a coin share for a fixed-coin round unverified.
+var errFixedRoundShare = errors.New("aba: coin share for a fixed-coin round")
 
 // Precheck is the pure check of a message for instance m.Instance, for
 // hosts (agreement/mvba) that check messages of ABA instances they have
-// not created yet.
-func Precheck(c *coin.Coin, m core.Message) (any, error) {
+// not created yet; fixedCoins is their Params.FixedCoins. A share for a
+// fixed-coin round is dropped without the pairing check (nobody needs it).
+func Precheck(c *coin.Coin, fixedCoins []bool, m core.Message) (any, error) {
 	msg, err := Decode(m.Payload)
 	if err != nil {
 		return nil, &core.Evidence{Accused: m.From, Kind: core.Malformed, Instance: m.Instance, Detail: err.Error()}
 	}
 	chk := &Checked{Msg: msg}
+	if msg.Kind == wire.ABA_COIN && msg.Round >= 1 && msg.Round <= uint64(len(fixedCoins)) {
+		return nil, errFixedRoundShare
+	}
 	if msg.Kind == wire.ABA_COIN {
 		s, err := tcoin.Verify(c, CoinName(m.Instance, msg.Round), m.From, msg.Share)
 		if err != nil {
@@ -431,8 +451,8 @@ func (a *ABA) receive(m core.Message, out *core.Output) {
 			out.Accuse(m.From, core.Equivocation, a.inst, "two CONF sets in round %d", msg.Round)
 		}
 	case wire.ABA_COIN:
-		if rs.toss.Have(m.From) {
-			return
+		if _, fixed := a.fixedCoin(msg.Round); fixed || rs.toss.Have(m.From) {
+			return // no share is ever needed for a fixed round
 		}
 		verified := share != nil
 		if !verified {
@@ -510,7 +530,7 @@ func (a *ABA) progress(out *core.Output) {
 			if a.p.UnsafeOwnVals || a.p.UnsafeSkipConf {
 				rs.vals = rs.confSent
 			}
-			if a.p.UnsafeCoin == nil {
+			if _, fixed := a.fixedCoin(rs.r); a.p.UnsafeCoin == nil && !fixed {
 				a.ops.SharesSigned++
 				sh := coin.ShareFor(a.p.Key, rs.toss.Name())
 				a.broadcast(&wire.ABA{Kind: wire.ABA_COIN, Round: rs.r, Share: sh.Marshal()}, out)
@@ -519,10 +539,12 @@ func (a *ABA) progress(out *core.Output) {
 		if !rs.released {
 			return
 		}
-		// s ← coin_r (f+1 valid shares)
+		// s ← coin_r (f+1 valid shares; or the round's fixed coin)
 		var s uint8
 		if a.p.UnsafeCoin != nil {
 			s = a.p.UnsafeCoin(rs.r, a.est) & 1
+		} else if v, fixed := a.fixedCoin(rs.r); fixed {
+			s = v
 		} else {
 			v, ok := rs.toss.Try(g.F()+1, a.inst, &a.ops, out)
 			if !ok {
@@ -545,6 +567,17 @@ func (a *ABA) progress(out *core.Output) {
 		a.persistRound(out)
 		a.sendBval(a.roundFor(a.cur), a.est, out)
 	}
+}
+
+// fixedCoin returns round r's coin if Params.FixedCoins fixes it.
+func (a *ABA) fixedCoin(r uint64) (uint8, bool) {
+	if r < 1 || r > uint64(len(a.p.FixedCoins)) {
+		return 0, false
+	}
+	if a.p.FixedCoins[r-1] {
+		return 1, true
+	}
+	return 0, true
 }
 
 // decide(b): deliver b once and broadcast TERM(b).

@@ -153,6 +153,22 @@ func TestPrecheckVerifiesCoinShares(t *testing.T) {
 	}
 }
 
+// A coin share for a round whose coin is fixed is dropped by Precheck
+// before any pairing (nobody needs it, so it costs the receiver nothing),
+// and ignored by Step; shares of later rounds are checked as usual.
+func TestPrecheckDropsSharesOfFixedCoinRounds(t *testing.T) {
+	_, sks := keys(t)
+	fixed := []bool{true}
+	share := func(r uint64) []byte { return coin.ShareFor(sks[2], CoinName(inst, r)).Marshal() }
+	if _, err := Precheck(nil, fixed, msg(3, &wire.ABA{Kind: wire.ABA_COIN, Round: 1, Share: share(1)})); !errors.Is(err, errFixedRoundShare) {
+		t.Fatalf("share of fixed round 1: %v", err)
+	}
+	c, _ := keys(t)
+	if _, err := Precheck(c, fixed, msg(3, &wire.ABA{Kind: wire.ABA_COIN, Round: 2, Share: share(2)})); err != nil {
+		t.Fatalf("share of round 2: %v", err)
+	}
+}
+
 // Memory stays bounded whatever a Byzantine replica sends: messages for
 // rounds far ahead are dropped, and one round keeps O(n) state.
 func TestFarFutureRoundsKeepMemoryBounded(t *testing.T) {

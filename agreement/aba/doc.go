@@ -54,6 +54,29 @@
 // correct replicas sent TERM, so every correct replica will decide without
 // it. In practice a replica halts one round after the first decision.
 //
+// # Fixed coins (Params.FixedCoins: optimistic randomness)
+//
+// The coins of the first rounds may be fixed bits instead of threshold
+// coins — Kursawe's "optimistic randomness", suggested by Cachin for
+// HoneyBadgerBFT (amiller/HoneyBadgerBFT issue #63; poanetwork/hbbft runs
+// fixed-coin epochs). Agreement and validity never use the coin's value,
+// only that it is the same at every correct replica: if a correct replica
+// decides b in round r, its vals is {b} and equals the coin; every other
+// correct replica's n−f CONF sets share a correct sender with its own, so
+// b is in their vals, and they keep b (vals = {b}) or adopt the coin (= b);
+// and est is always a value in bin_values, which only values of correct
+// replicas enter. A fixed coin is known to the adversary in advance, so it
+// may keep such a round from deciding; the termination argument below
+// starts again at the first threshold-coin round, and the CONF round is
+// kept in fixed rounds too. agreement/mvba fixes round 1 to 1: when the
+// candidate's proposal is out every correct replica proposes 1, and the
+// agreement then decides in round 1 with no coin share signed, combined or
+// checked (with one client in maftia bench, the ABAs' coins had been a
+// quarter of all CPU). It also fixes round 2 to 0, so an iteration whose
+// candidate's proposal nobody holds ends without a coin too. TestFixedFirstCoinPropertiesUnderByzantineReplicas,
+// TestSteeredAUXAttackNeedsConfUnion and the content-aware scheduler test
+// run it against the same adversaries as the plain protocol.
+//
 // # Guarantees
 //
 // Fault model: n ≥ 3f+1 replicas, at most f Byzantine, authenticated

@@ -14,39 +14,49 @@ import (
 // proposals) and reports per instance, summed over the n replicas:
 // messages, bytes, coin shares signed, combinations, individual share
 // verifications (the ABAs' included) and iterations (candidates tried).
-// Time per op includes dealing the coin key for the run.
+// Time per op includes dealing the coin key for the run. "optimistic" is
+// mvba.DefaultParams (first candidate and first ABA coins fixed),
+// "all-coins" draws every candidate and ABA coin by the threshold coin.
 func BenchmarkMVBAInstance(b *testing.B) {
-	for _, n := range []int{4, 7, 16} {
-		f := (n - 1) / 3
-		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			var msgs, bytes, iters uint64
-			var ops tcoin.Ops
-			seed := uint64(0)
-			for b.Loop() {
-				s := suites.MVBA(suites.Options{PayloadSize: 64})
-				res := sim.Run(s.Suite, sim.Config{N: n, F: f, Seed: seed, NoFaults: true})
-				seed++
-				if !res.OK() {
-					b.Fatalf("seed %d: %v", seed-1, res.Violations)
-				}
-				msgs += res.Stats.Messages
-				bytes += res.Stats.Bytes
-				var w uint64
-				for _, id := range res.Cluster.Correct() {
-					ops.Add(s.Core(id).Ops())
-					if d, ok := s.Core(id).Decided(); ok {
-						w = max(w, d.Iteration)
-					}
-				}
-				iters += w
+	for _, all := range []bool{false, true} {
+		for _, n := range []int{4, 7, 16} {
+			mode := "optimistic"
+			if all {
+				mode = "all-coins"
 			}
-			k := float64(b.N)
-			b.ReportMetric(float64(msgs)/k, "msgs/op")
-			b.ReportMetric(float64(bytes)/k, "wireB/op")
-			b.ReportMetric(float64(iters)/k, "iters/op")
-			b.ReportMetric(float64(ops.SharesSigned)/k, "signs/op")
-			b.ReportMetric(float64(ops.Combines)/k, "combines/op")
-			b.ReportMetric(float64(ops.SharesVerified)/k, "verifies/op")
-		})
+			b.Run(fmt.Sprintf("%s/n=%d", mode, n), func(b *testing.B) { benchMVBA(b, n, all) })
+		}
 	}
+}
+
+func benchMVBA(b *testing.B, n int, all bool) {
+	f := (n - 1) / 3
+	var msgs, bytes, iters uint64
+	var ops tcoin.Ops
+	seed := uint64(0)
+	for b.Loop() {
+		s := suites.MVBA(suites.Options{PayloadSize: 64, AllCoins: all})
+		res := sim.Run(s.Suite, sim.Config{N: n, F: f, Seed: seed, NoFaults: true})
+		seed++
+		if !res.OK() {
+			b.Fatalf("seed %d: %v", seed-1, res.Violations)
+		}
+		msgs += res.Stats.Messages
+		bytes += res.Stats.Bytes
+		var w uint64
+		for _, id := range res.Cluster.Correct() {
+			ops.Add(s.Core(id).Ops())
+			if d, ok := s.Core(id).Decided(); ok {
+				w = max(w, d.Iteration)
+			}
+		}
+		iters += w
+	}
+	k := float64(b.N)
+	b.ReportMetric(float64(msgs)/k, "msgs/op")
+	b.ReportMetric(float64(bytes)/k, "wireB/op")
+	b.ReportMetric(float64(iters)/k, "iters/op")
+	b.ReportMetric(float64(ops.SharesSigned)/k, "signs/op")
+	b.ReportMetric(float64(ops.Combines)/k, "combines/op")
+	b.ReportMetric(float64(ops.SharesVerified)/k, "verifies/op")
 }

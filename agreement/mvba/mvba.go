@@ -33,6 +33,21 @@ type Params struct {
 	// MaxIterationsAhead bounds how many iterations beyond the current one
 	// a replica keeps votes, coin shares and ABA instances for.
 	MaxIterationsAhead uint64
+	// ABAFixedCoins are the fixed coins of the first rounds of every
+	// iteration's ABA (aba.Params.FixedCoins). DefaultParams sets [true]:
+	// when the candidate's proposal is out every correct replica proposes
+	// 1, and the ABA then decides in its first round without a coin.
+	ABAFixedCoins []bool
+	// FixedFirstCandidate makes iteration 1's candidate a fixed function
+	// of the instance ID (H(instance) mod n + 1, so it rotates over the
+	// instances) instead of a threshold coin. Agreement and validity do
+	// not depend on how the candidate is drawn, only on all correct
+	// replicas drawing the same one; a predictable candidate lets the
+	// adversary make iteration 1 fail (a Byzantine or delayed candidate),
+	// after which every iteration draws by the coin as before.
+	// DefaultParams sets it (with ABAFixedCoins [true, false] an iteration
+	// that fails unanimously also ends without a coin).
+	FixedFirstCandidate bool
 
 	// UnsafeAcceptInvalid skips the validity predicate on received
 	// proposals. It exists only for the deliberately broken variant the
@@ -42,7 +57,15 @@ type Params struct {
 
 // DefaultParams allows 1 MiB proposals and keeps 8 iterations ahead.
 func DefaultParams(g core.Group, self core.NodeID, c *coin.Coin, key *tsig.SecretShare, valid func([]byte) bool) Params {
-	return Params{Group: g, Self: self, Coin: c, Key: key, Valid: valid, MaxValue: 1 << 20, MaxIterationsAhead: 8}
+	return Params{Group: g, Self: self, Coin: c, Key: key, Valid: valid, MaxValue: 1 << 20, MaxIterationsAhead: 8,
+		ABAFixedCoins: []bool{true, false}, FixedFirstCandidate: true}
+}
+
+// abaParams are the parameters of the iterations' binary agreements.
+func (p Params) abaParams() aba.Params {
+	ap := aba.DefaultParams(p.Group, p.Self, p.Coin, p.Key)
+	ap.FixedCoins = p.ABAFixedCoins
+	return ap
 }
 
 // Check validates the parameters, refusing groups below n ≥ 3f+1.
@@ -53,8 +76,7 @@ func (p Params) Check() error {
 	if p.MaxValue <= 0 || p.MaxIterationsAhead < 1 {
 		return errors.New("mvba: MaxValue and MaxIterationsAhead must be positive")
 	}
-	ap := aba.DefaultParams(p.Group, p.Self, p.Coin, p.Key)
-	if err := ap.Check(); err != nil {
+	if err := p.abaParams().Check(); err != nil {
 		return fmt.Errorf("mvba: %w", err)
 	}
 	return nil
@@ -154,7 +176,7 @@ func (m *MVBA) newABA(id core.InstanceID) (core.Protocol, error) {
 	if id.Parent() != m.inst || name != "aba" || !ok || l < 1 || l > max(m.iter, 1)+m.p.MaxIterationsAhead {
 		return nil, core.ErrNoInstance
 	}
-	a, err := aba.New(id, aba.DefaultParams(m.p.Group, m.p.Self, m.p.Coin, m.p.Key))
+	a, err := aba.New(id, m.p.abaParams())
 	if err != nil {
 		return nil, err
 	}
@@ -249,8 +271,11 @@ func (m *MVBA) Precheck(msg core.Message) (any, error) {
 	name, l, _ := msg.Instance.Last()
 	switch name {
 	case "aba":
-		return aba.Precheck(m.p.Coin, msg)
+		return aba.Precheck(m.p.Coin, m.p.ABAFixedCoins, msg)
 	case "coin":
+		if l == 1 && m.p.FixedFirstCandidate {
+			return nil, errFixedCandidateShare
+		}
 		d, err := Decode(msg.Payload)
 		if err != nil || d.Kind != wire.MVBA_COIN {
 			return nil, &core.Evidence{Accused: msg.From, Kind: core.Malformed, Instance: msg.Instance, Detail: "bad COIN"}
@@ -430,8 +455,8 @@ func (m *MVBA) onIterationMsg(e core.Message, name string, l uint64, out *core.O
 			out.Accuse(e.From, core.Equivocation, e.Instance, "two votes")
 		}
 	case wire.MVBA_COIN:
-		if it.toss.Have(e.From) {
-			return
+		if it.toss.Have(e.From) || (l == 1 && m.p.FixedFirstCandidate) {
+			return // (no coin is tossed for a fixed first candidate)
 		}
 		if prechecked && chk != nil {
 			it.toss.Add(e.From, chk.share, true)
@@ -458,6 +483,10 @@ func (m *MVBA) advance(out *core.Output) {
 	}
 	for !m.halted {
 		it := m.iteration(m.iter)
+		// iteration 1 with FixedFirstCandidate: c ← H(instance) mod n + 1
+		if it.l == 1 && m.p.FixedFirstCandidate && it.candidate == 0 {
+			it.released, it.candidate = true, firstCandidate(m.inst, g.N())
+		}
 		// release the coin share of iteration l (only now: after n−f
 		// proposals, or after ABA_{l−1} decided 0)
 		if !it.released {
@@ -511,6 +540,17 @@ func (m *MVBA) advance(out *core.Output) {
 		delete(m.iters, m.iter)
 		m.iter++
 	}
+}
+
+// errFixedCandidateShare drops a coin share for iteration 1 when its
+// candidate is fixed (nobody needs it) before any pairing.
+var errFixedCandidateShare = errors.New("mvba: coin share for the fixed first candidate")
+
+// firstCandidate is iteration 1's candidate under FixedFirstCandidate:
+// H("maftia/mvba/first-candidate" ‖ instance) mod n + 1.
+func firstCandidate(inst core.InstanceID, n int) core.NodeID {
+	h := sha256.Sum256(append([]byte("maftia/mvba/first-candidate\x00"), inst...))
+	return core.NodeID(binary.BigEndian.Uint64(h[:8])%uint64(n) + 1)
 }
 
 // decide(d): deliver once and broadcast DECIDE(proposer, digest).

@@ -129,16 +129,23 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 
 // Precheck verifies the candidate coin's shares and the ABAs' with a
 // pairing, naming the sender of an invalid one; Step accepts the result.
+// (Iteration 1's candidate is fixed by DefaultParams: a share for it is
+// dropped before any pairing; iteration 2 draws by the coin.)
 func TestPrecheckVerifiesCoinShares(t *testing.T) {
 	m := newMVBA(t, 1)
-	share := coin.ShareFor(testSKs[2], CoinName(inst, 1)).Marshal()
-	good := core.Message{From: 3, Instance: inst.ChildN("coin", 1), Payload: Encode(&wire.MVBA{Kind: wire.MVBA_COIN, Share: share})}
+	first := core.Message{From: 3, Instance: inst.ChildN("coin", 1),
+		Payload: Encode(&wire.MVBA{Kind: wire.MVBA_COIN, Share: coin.ShareFor(testSKs[2], CoinName(inst, 1)).Marshal()})}
+	if _, err := m.Precheck(first); !errors.Is(err, errFixedCandidateShare) {
+		t.Fatalf("share for the fixed first candidate: %v", err)
+	}
+	share := coin.ShareFor(testSKs[2], CoinName(inst, 2)).Marshal()
+	good := core.Message{From: 3, Instance: inst.ChildN("coin", 2), Payload: Encode(&wire.MVBA{Kind: wire.MVBA_COIN, Share: share})}
 	chk, err := m.Precheck(good)
 	if err != nil || chk == nil {
 		t.Fatalf("valid share refused: %v", err)
 	}
 	bad := good
-	bad.Instance = inst.ChildN("coin", 2)
+	bad.Instance = inst.ChildN("coin", 3)
 	var ev *core.Evidence
 	if _, err := m.Precheck(bad); !errors.As(err, &ev) || ev.Accused != 3 || ev.Kind != core.InvalidProof {
 		t.Fatalf("share for another iteration: %v", err)
@@ -150,7 +157,7 @@ func TestPrecheckVerifiesCoinShares(t *testing.T) {
 	var out core.Output
 	good.Checked = chk
 	_ = m.Step(good, &out)
-	if len(out.Evidence) != 0 || !m.iters[1].toss.Have(3) {
+	if len(out.Evidence) != 0 || !m.iters[2].toss.Have(3) {
 		t.Fatalf("prechecked share not taken: %v", out.Evidence)
 	}
 }

@@ -23,8 +23,22 @@ func mvbaCampaign(s *suites.MVBASuite, seeds int) *sim.Campaign {
 // decided only as proposed) and termination (decide and halt) of MVBA with
 // f Byzantine replicas of every simulator behaviour plus invalid proposers,
 // n ∈ {4, 7} (and 10 with MAFTIA_SIM_SEEDS).
+//
+// Both ways of drawing: mvba.DefaultParams' optimistic randomness (first
+// candidate and first ABA coins fixed) and a threshold coin for every
+// candidate and every ABA round (suites.Options.AllCoins).
 func TestMVBAPropertiesUnderByzantineReplicas(t *testing.T) {
-	s := suites.MVBA(suites.Options{})
+	for _, all := range []bool{false, true} {
+		name, seeds := "optimistic", 1000
+		if all {
+			name, seeds = "all-coins", 500
+		}
+		t.Run(name, func(t *testing.T) { mvbaProperties(t, suites.Options{AllCoins: all}, seeds) })
+	}
+}
+
+func mvbaProperties(t *testing.T, o suites.Options, seeds int) {
+	s := suites.MVBA(o)
 	iters := map[*sim.Cluster]uint64{}
 	check := s.Check
 	s.Check = func(c *sim.Cluster) []string {
@@ -35,7 +49,7 @@ func TestMVBAPropertiesUnderByzantineReplicas(t *testing.T) {
 		iters[c] = w
 		return check(c)
 	}
-	cp := mvbaCampaign(s, simtest.Seeds(1000))
+	cp := mvbaCampaign(s, simtest.Seeds(seeds))
 	if simtest.Run(t, cp) == nil {
 		return
 	}

@@ -29,9 +29,10 @@ type ABASuite struct {
 func (s *ABASuite) Core(id core.NodeID) *aba.ABA { return s.cores[id] }
 
 // abaParams builds replica id's parameters, applying a broken variant.
-func abaParams(keys *coinKeys, g core.Group, id core.NodeID, broken string) aba.Params {
+func abaParams(keys *coinKeys, g core.Group, id core.NodeID, o Options) aba.Params {
 	p := aba.DefaultParams(g, id, keys.coin, keys.sks[id-1])
-	switch broken {
+	p.FixedCoins = o.ABAFixedCoins
+	switch o.Broken {
 	case "fixed-coin": // skips the coin: always 0
 		p.UnsafeCoin = func(uint64, uint8) uint8 { return 0 }
 	case "local-coin": // skips the coin: the replica's own estimate
@@ -58,7 +59,7 @@ func ABA(o Options) *ABASuite {
 			if inst != ABAInstance {
 				return nil, core.ErrNoInstance
 			}
-			a, err := aba.Recover(inst, abaParams(s.keys, g, id, o.Broken), records)
+			a, err := aba.Recover(inst, abaParams(s.keys, g, id, o), records)
 			if err != nil {
 				return nil, err
 			}

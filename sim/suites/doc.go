@@ -24,6 +24,13 @@ type Options struct {
 	// TTCBAttest (hybrid-smr): the TTCB model signs its results and the
 	// engines know the module keys (result relay by one attestation).
 	TTCBAttest bool
+	// ABAFixedCoins (aba): the fixed coins of the first rounds
+	// (aba.Params.FixedCoins); nil: a threshold coin in every round.
+	ABAFixedCoins []bool
+	// AllCoins (mvba): draw every candidate and every ABA coin by the
+	// threshold coin — the protocol without mvba.DefaultParams' optimistic
+	// randomness (FixedFirstCandidate, ABAFixedCoins).
+	AllCoins bool
 }
 
 var registry = map[string]func(Options) *sim.Suite{}

@@ -47,6 +47,9 @@ func MVBA(o Options) *MVBASuite {
 			}
 			p := mvba.DefaultParams(g, id, s.keys.coin, s.keys.sks[id-1], MVBAValid)
 			p.UnsafeAcceptInvalid = o.Broken == "accept-invalid"
+			if o.AllCoins {
+				p.FixedFirstCandidate, p.ABAFixedCoins = false, nil
+			}
 			m, err := mvba.New(inst, p)
 			if err != nil {
 				return nil, err
