@@ -12,6 +12,7 @@ type metrics struct {
 	accepted, replies prometheus.Counter
 	refusedC          *prometheus.CounterVec
 	conns             prometheus.Gauge
+	verifyBatch       prometheus.Histogram
 
 	mu       sync.Mutex
 	refusedN map[string]uint64
@@ -27,12 +28,15 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "Client requests refused before ordering, by reason."}, []string{"reason"}),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "maftia_smr_client_connections",
 			Help: "Open client connections."}),
+		verifyBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "maftia_smr_verify_batch_size",
+			Help:    "Client request signatures per ingress verification batch.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64}}),
 		refusedN: map[string]uint64{},
 	}
 	stat := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
-	cs := []prometheus.Collector{m.accepted, m.replies, m.refusedC, m.conns,
+	cs := []prometheus.Collector{m.accepted, m.replies, m.refusedC, m.conns, m.verifyBatch,
 		stat("maftia_smr_executed_total", "Requests executed on the state machine.", func() float64 { return float64(s.Stats().Executed) }),
 		stat("maftia_smr_duplicates_total", "Retried or replayed requests answered from the session or dropped (exactly-once).", func() float64 { return float64(s.Stats().Duplicates) }),
 		stat("maftia_smr_rejected_total", "Ordered requests rejected at execution (invalid signature).", func() float64 { return float64(s.Stats().Rejected) }),

@@ -152,17 +152,21 @@ per-second throughput and p50/p99 latency (CSV; PNG via gonum/plot).`,
 				})
 				defer t.Stop()
 			}
-			sent0, calls0, batches0 := localCounters(local)
+			c0 := localCounters(local)
 			r := runLoad(ctx, cs, loadSpec{Duration: duration, MaxOps: maxOps, Payload: payload, Rate: rate, Certify: certify}, w, "load")
-			sent1, calls1, batches1 := localCounters(local)
+			c1 := localCounters(local)
 			fmt.Fprintf(w, "ops %d  errors %d  wrong %d  shed %d  elapsed %.1fs\n", r.Ops, r.Errors, r.Wrong, r.Shed, r.Elapsed.Seconds())
 			fmt.Fprintf(w, "throughput %.0f req/s  latency p50 %s  p99 %s\n", r.Throughput(),
 				r.Percentile(50).Round(100*time.Microsecond), r.Percentile(99).Round(100*time.Microsecond))
 			if local != nil && r.Ops > 0 && killAfter == 0 {
 				fmt.Fprintf(w, "messages/request %.1f (replica to replica, all replicas)  TTCB calls/request %.1f\n",
-					float64(sent1-sent0)/float64(r.Ops), float64(calls1-calls0)/float64(r.Ops))
-				if b := batches1 - batches0; b > 0 {
-					fmt.Fprintf(w, "ordered batches %d (%.1f/s, %.0f requests each)\n", b, float64(b)/r.Elapsed.Seconds(), float64(r.Ops)/float64(b))
+					float64(c1.sent-c0.sent)/float64(r.Ops), float64(c1.calls-c0.calls)/float64(r.Ops))
+				if b := c1.batches - c0.batches; b > 0 {
+					fmt.Fprintf(w, "ordered batches %d (%.1f/s, %.0f requests each)", b, float64(b)/r.Elapsed.Seconds(), float64(r.Ops)/float64(b))
+					if vb := c1.verifyBatches - c0.verifyBatches; vb > 0 {
+						fmt.Fprintf(w, "; ingress signature checks in batches of %.1f on average", float64(c1.verifyReqs-c0.verifyReqs)/float64(vb))
+					}
+					fmt.Fprintln(w)
 				}
 			}
 			if killAfter > 0 {
@@ -259,18 +263,27 @@ func benchLogger(verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// localCounters sums the replicas' sent messages and service (TTCB) calls.
-func localCounters(l *server.Local) (sent, calls, batches uint64) {
+// localCounters sums the replicas' sent messages, service (TTCB) calls and
+// ingress verification batches, and takes the highest position.
+func localCounters(l *server.Local) (c benchCounters) {
 	if l == nil {
-		return 0, 0, 0
+		return c
 	}
 	for _, m := range l.Cluster.Members {
 		if s := l.Server(m.ID); s != nil {
-			c := s.Status().Counters
-			sent += c.Sent
-			calls += c.Requests
-			batches = max(batches, s.Position())
+			st := s.Status().Counters
+			c.sent += st.Sent
+			c.calls += st.Requests
+			c.batches = max(c.batches, s.Position())
+			vb, vr := s.VerifyStats()
+			c.verifyBatches += vb
+			c.verifyReqs += vr
 		}
 	}
-	return sent, calls, batches
+	return c
+}
+
+// benchCounters are the local cluster's counters bench reports on.
+type benchCounters struct {
+	sent, calls, batches, verifyBatches, verifyReqs uint64
 }
