@@ -277,7 +277,7 @@ func (c *Client) submit(ctx context.Context, op []byte, certify bool) ([]byte, s
 		}
 	}()
 	col := NewCollector(c.digest, c.cluster.F, c.replicas, c.id, c.seq)
-	col.TrustChannel() // every conn is pinned and read drops replies naming another replica
+	col.TrustChannel() // every conn is pinned, and below a reply naming another replica is dropped
 	if certify {
 		col.Certify(c.cluster.Reply)
 	}

@@ -59,12 +59,12 @@ func NewCollector(cluster [32]byte, f int, replicas map[uint32]sig.VerifyKey, cl
 
 // TrustChannel declares that the caller hands Add only replies that came
 // on a connection authenticated as r.Replica (the client library's TLS
-// connections pinned to each replica's identity key from the cluster
-// file; Submit drops a reply naming another replica than its
-// connection's): such a reply
-// is the replica's (ADR 0009), so its signature is not checked here. The
-// signature still makes a reply provable to third parties; the client
-// checks it only on replies that disagree with the accepted result.
+// connections are pinned to each replica's identity key from the cluster
+// file, and Submit drops a reply naming another replica than its
+// connection's): such a reply is the replica's (docs/adr/0009), so its
+// signature is not checked here. The signature still makes a reply
+// provable to third parties; the client checks it only on replies that
+// disagree with the accepted result.
 func (c *Collector) TrustChannel() { c.channel = true }
 
 // Certify makes the collector finish only with a certificate: f+1
@@ -101,10 +101,10 @@ func (c *Collector) Add(r *wire.Reply) (result []byte, position uint64, done boo
 	if c.from[r.Replica] {
 		return nil, 0, false, fmt.Errorf("%w: %v %d", ErrBadReply, errDuplicate, r.Replica)
 	}
-	if c.channel {
-		// authenticated by the pinned connection (TrustChannel)
-	} else if err := smr.VerifyReply(pk, c.cluster, r); err != nil {
-		return nil, 0, false, fmt.Errorf("%w: replica %d: %v", ErrBadReply, r.Replica, errBadSignature)
+	if !c.channel { // (with TrustChannel the pinned connection vouched)
+		if err := smr.VerifyReply(pk, c.cluster, r); err != nil {
+			return nil, 0, false, fmt.Errorf("%w: replica %d: %v", ErrBadReply, r.Replica, errBadSignature)
+		}
 	}
 	c.from[r.Replica] = true
 	for i := range c.votes {

@@ -456,10 +456,8 @@ func (s *Server) Run(ctx context.Context) error {
 			s.pdb.Close()
 		}
 	}()
-	// One gatherer hands batches to GOMAXPROCS verifiers: while they are
-	// busy the next batch grows (batch verification costs about half a
-	// single check per signature from 8 signatures on), while they idle a
-	// request is handed over at once (no latency added at low load).
+	// One gatherer hands batches to GOMAXPROCS verifiers (gatherLoop:
+	// batches grow while the verifiers are busy or requests arrive fast).
 	work := make(chan []pendingReq)
 	wg.Add(1)
 	go func() { defer wg.Done(); s.gatherLoop(ctx, work) }()
@@ -598,8 +596,10 @@ func (s *Server) saveCheckpoint() {
 	}
 }
 
-// replyLoop signs replies and sends them to the connection waiting,
-// flushing the connections it wrote to whenever its queue runs dry.
+// replyLoop takes the executed requests queued so far (up to 256), signs
+// their replies with one signature (smr.SignReplies, docs/adr/0009),
+// queues each on the connection waiting for it and flushes those
+// connections.
 func (s *Server) replyLoop(ctx context.Context) {
 	const maxBatch = 256 // replies under one signature: proofs of ≤ 8 hashes
 	var batch []*wire.Reply
@@ -687,10 +687,10 @@ func (s *Server) reply(e smr.Executed) (*wire.Reply, *clientConn) {
 // minVerifyBatch is the size at which a batch goes to a verifier at once;
 // a smaller one waits up to verifyLinger for company, but only while
 // requests arrive fast enough that at least lingerGain of them are
-// expected in that time (a batch of 4 costs about 60 % of single checks
-// per signature, of 32 about 45 %: docs/PERFORMANCE.md). At low load
-// nothing waits; under load the wait buys ≈ 10 % more throughput
-// (maftia bench, 512 clients) for at most verifyLinger of latency.
+// expected in that time (per signature, a batch of 4 costs about 60 % of
+// a single check and a batch of 16 about 45 %: the crypto table of
+// docs/PERFORMANCE.md). At low load nothing waits; under load the wait
+// costs at most verifyLinger of latency on a path of tens of ms.
 const (
 	maxVerifyBatch = 64
 	minVerifyBatch = 32
@@ -771,9 +771,11 @@ func (s *Server) verifyLoop(ctx context.Context, work <-chan []pendingReq) {
 			reqs = append(reqs, p.req)
 		}
 		batch = live
-		s.m.verifyBatch.Observe(float64(len(reqs)))
-		s.verifyBatches.Add(1)
-		s.verifyReqs.Add(uint64(len(reqs)))
+		if len(reqs) > 0 {
+			s.m.verifyBatch.Observe(float64(len(reqs)))
+			s.verifyBatches.Add(1)
+			s.verifyReqs.Add(uint64(len(reqs)))
+		}
 		ok := s.clients.VerifyBatch(s.digest, reqs, rand.Reader)
 		for i, p := range batch {
 			if !ok[i] {
