@@ -80,7 +80,7 @@
 // replica votes 1 — an MVBA now decides with no coin at all (in maftia
 // bench the candidate coin and the ABA coins had been over a third of all
 // CPU with one client, and a single request's latency fell from ≈ 50 to
-// ≈ 32 ms, docs/PERFORMANCE.md). The simulator campaigns run the default
+// ≈ 23–33 ms, docs/PERFORMANCE.md). The simulator campaigns run the default
 // parameters against every Byzantine behaviour.
 //
 // Persistence: the RBC children persist what they echo and ready, but the
