@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/maftia/maftia/agreement/internal/instbench"
 	"github.com/maftia/maftia/agreement/internal/tcoin"
 	"github.com/maftia/maftia/sim"
 	"github.com/maftia/maftia/sim/suites"
@@ -19,18 +20,10 @@ func BenchmarkABAInstance(b *testing.B) {
 	for _, n := range []int{4, 7, 16} {
 		f := (n - 1) / 3
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			var msgs, bytes, rounds uint64
-			var ops tcoin.Ops
-			seed := uint64(0)
-			for b.Loop() {
+			instbench.Run(b, "rounds", func(seed uint64) (*sim.Result, tcoin.Ops, uint64) {
 				s := suites.ABA(suites.Options{})
 				res := sim.Run(s.Suite, sim.Config{N: n, F: f, Seed: seed, NoFaults: true})
-				seed++
-				if !res.OK() {
-					b.Fatalf("seed %d: %v", seed-1, res.Violations)
-				}
-				msgs += res.Stats.Messages
-				bytes += res.Stats.Bytes
+				var ops tcoin.Ops
 				var w uint64
 				for _, id := range res.Cluster.Correct() {
 					ops.Add(s.Core(id).Ops())
@@ -38,15 +31,8 @@ func BenchmarkABAInstance(b *testing.B) {
 						w = max(w, d.Round)
 					}
 				}
-				rounds += w
-			}
-			k := float64(b.N)
-			b.ReportMetric(float64(msgs)/k, "msgs/op")
-			b.ReportMetric(float64(bytes)/k, "wireB/op")
-			b.ReportMetric(float64(rounds)/k, "rounds/op")
-			b.ReportMetric(float64(ops.SharesSigned)/k, "signs/op")
-			b.ReportMetric(float64(ops.Combines)/k, "combines/op")
-			b.ReportMetric(float64(ops.SharesVerified)/k, "verifies/op")
+				return res, ops, w
+			})
 		})
 	}
 }

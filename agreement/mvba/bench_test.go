@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/maftia/maftia/agreement/internal/instbench"
 	"github.com/maftia/maftia/agreement/internal/tcoin"
 	"github.com/maftia/maftia/sim"
 	"github.com/maftia/maftia/sim/suites"
@@ -31,18 +32,10 @@ func BenchmarkMVBAInstance(b *testing.B) {
 
 func benchMVBA(b *testing.B, n int, all bool) {
 	f := (n - 1) / 3
-	var msgs, bytes, iters uint64
-	var ops tcoin.Ops
-	seed := uint64(0)
-	for b.Loop() {
+	instbench.Run(b, "iters", func(seed uint64) (*sim.Result, tcoin.Ops, uint64) {
 		s := suites.MVBA(suites.Options{PayloadSize: 64, AllCoins: all})
 		res := sim.Run(s.Suite, sim.Config{N: n, F: f, Seed: seed, NoFaults: true})
-		seed++
-		if !res.OK() {
-			b.Fatalf("seed %d: %v", seed-1, res.Violations)
-		}
-		msgs += res.Stats.Messages
-		bytes += res.Stats.Bytes
+		var ops tcoin.Ops
 		var w uint64
 		for _, id := range res.Cluster.Correct() {
 			ops.Add(s.Core(id).Ops())
@@ -50,13 +43,6 @@ func benchMVBA(b *testing.B, n int, all bool) {
 				w = max(w, d.Iteration)
 			}
 		}
-		iters += w
-	}
-	k := float64(b.N)
-	b.ReportMetric(float64(msgs)/k, "msgs/op")
-	b.ReportMetric(float64(bytes)/k, "wireB/op")
-	b.ReportMetric(float64(iters)/k, "iters/op")
-	b.ReportMetric(float64(ops.SharesSigned)/k, "signs/op")
-	b.ReportMetric(float64(ops.Combines)/k, "combines/op")
-	b.ReportMetric(float64(ops.SharesVerified)/k, "verifies/op")
+		return res, ops, w
+	})
 }
