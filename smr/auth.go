@@ -78,13 +78,17 @@ func SignReply(key *sig.PrivateKey, cluster [32]byte, r *wire.Reply) {
 }
 
 // SignReplies signs replies of one replica (all with the same Replica
-// field, at most MaxReplyBatch) with one Ed25519 signature: over the root
-// of the Merkle tree whose leaves are the replies' signed fields, bound to
-// the cluster, the replica and the batch size. Each reply gets the
-// signature, its index and its proof, and verifies on its own
+// field) with one Ed25519 signature per MaxReplyBatch of them: over the
+// root of the Merkle tree whose leaves are the replies' signed fields,
+// bound to the cluster, the replica and the batch size. Each reply gets
+// the signature, its index and its proof, and verifies on its own
 // (VerifyReply), so a wrong result stays provable to third parties; the
 // cost is one signature per batch plus 2·log₂(batch) hashes per reply.
 func SignReplies(key *sig.PrivateKey, cluster [32]byte, rs []*wire.Reply) {
+	for len(rs) > MaxReplyBatch {
+		SignReplies(key, cluster, rs[:MaxReplyBatch])
+		rs = rs[MaxReplyBatch:]
+	}
 	if len(rs) == 0 {
 		return
 	}

@@ -29,7 +29,7 @@ func TestReplyBatchEachReplyVerifiesAlone(t *testing.T) {
 	_, other, _ := sig.GenerateKey(crand.Reader)
 	vk := pk.Expand()
 	cluster, foreign := [32]byte{1}, [32]byte{2}
-	for _, n := range []int{1, 2, 3, 8, 33, 256} {
+	for _, n := range []int{1, 2, 3, 8, 33, 256, MaxReplyBatch + 3} {
 		rs := batchOfReplies(n, 3)
 		SignReplies(sk, cluster, rs)
 		for i, r := range rs {

@@ -36,9 +36,10 @@ type Params struct {
 	// coin's value, only on its being common (see the package doc); an
 	// adversary that knows a fixed coin can at most keep a round from
 	// deciding, and from the first threshold-coin round on the termination
-	// argument is the usual one. mvba sets [true]: every correct replica
-	// proposes 1 to an iteration's ABA whenever the candidate's proposal
-	// is out, and then the ABA decides in round 1 with no coin at all.
+	// argument is the usual one. mvba sets [true, false]: every correct
+	// replica proposes 1 to an iteration's ABA whenever the candidate's
+	// proposal is out, and then the ABA decides in round 1 with no coin at
+	// all; when nobody holds it, all propose 0 and it decides in round 2.
 	FixedCoins []bool
 
 	// UnsafeCoin, if set, replaces the threshold coin of round r by its
@@ -339,10 +340,10 @@ func Precheck(c *coin.Coin, fixedCoins []bool, m core.Message) (any, error) {
 		return nil, &core.Evidence{Accused: m.From, Kind: core.Malformed, Instance: m.Instance, Detail: err.Error()}
 	}
 	chk := &Checked{Msg: msg}
-	if msg.Kind == wire.ABA_COIN && msg.Round >= 1 && msg.Round <= uint64(len(fixedCoins)) {
-		return nil, errFixedRoundShare
-	}
 	if msg.Kind == wire.ABA_COIN {
+		if msg.Round >= 1 && msg.Round <= uint64(len(fixedCoins)) {
+			return nil, errFixedRoundShare
+		}
 		s, err := tcoin.Verify(c, CoinName(m.Instance, msg.Round), m.From, msg.Share)
 		if err != nil {
 			return nil, &core.Evidence{Accused: m.From, Kind: core.InvalidProof, Instance: m.Instance, Detail: err.Error()}

@@ -72,10 +72,10 @@ func splitScheduler(rng *rand.Rand, pending []*sim.Packet, maxAge uint64) int {
 // Termination, agreement and validity under the content-reading split
 // scheduler, with inputs split by side and the ABA liar (conflicting votes,
 // forged coin shares) as the Byzantine replicas, n ∈ {4, 7}.
-// With the first round's coin fixed (as mvba runs it) the scheduler knows
-// that coin in advance; termination must still hold.
+// With the first two coins fixed (as mvba runs its ABAs) the scheduler
+// knows them in advance; termination must still hold.
 func TestABATerminatesUnderContentAwareScheduler(t *testing.T) {
-	for _, fixed := range [][]bool{nil, {true}} {
+	for _, fixed := range [][]bool{nil, mvbaCoins} {
 		t.Run(fmt.Sprintf("fixed=%v", fixed), func(t *testing.T) { contentAwareCampaign(t, fixed) })
 	}
 }

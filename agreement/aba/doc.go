@@ -73,9 +73,10 @@
 // agreement then decides in round 1 with no coin share signed, combined or
 // checked (with one client in maftia bench, the ABAs' coins had been a
 // quarter of all CPU). It also fixes round 2 to 0, so an iteration whose
-// candidate's proposal nobody holds ends without a coin too. TestFixedFirstCoinPropertiesUnderByzantineReplicas,
+// candidate's proposal nobody holds ends without a coin too.
+// TestFixedCoinsPropertiesUnderByzantineReplicas,
 // TestSteeredAUXAttackNeedsConfUnion and the content-aware scheduler test
-// run it against the same adversaries as the plain protocol.
+// run that schedule against the same adversaries as the plain protocol.
 //
 // # Guarantees
 //

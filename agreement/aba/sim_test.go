@@ -160,43 +160,56 @@ func TestRestartedReplicaStaysSafe(t *testing.T) {
 	}
 }
 
-// Optimistic randomness (Params.FixedCoins = [true], as mvba runs its
-// ABAs): agreement, validity and termination under f Byzantine replicas of
-// every behaviour and the adversarial scheduler, as with a threshold coin
-// in every round — the adversary knows round 1's coin from the start.
-func TestFixedFirstCoinPropertiesUnderByzantineReplicas(t *testing.T) {
-	simtest.Run(t, abaCampaign(suites.ABA(suites.Options{ABAFixedCoins: []bool{true}}), simtest.Seeds(300)))
+// mvbaCoins is the fixed-coin schedule mvba.DefaultParams gives its ABAs.
+var mvbaCoins = []bool{true, false}
+
+// Optimistic randomness (Params.FixedCoins = [true, false], as mvba runs
+// its ABAs): agreement, validity and termination under f Byzantine
+// replicas of every behaviour and the adversarial scheduler, as with a
+// threshold coin in every round — the adversary knows the first two coins
+// from the start.
+func TestFixedCoinsPropertiesUnderByzantineReplicas(t *testing.T) {
+	simtest.Run(t, abaCampaign(suites.ABA(suites.Options{ABAFixedCoins: mvbaCoins}), simtest.Seeds(300)))
 }
 
-// With the first coin fixed to 1 and every replica proposing 1 (mvba's
-// common case: the candidate's proposal is out), the agreement decides 1
-// in round 1 at every replica without signing, combining or checking a
-// single coin share.
-func TestFixedFirstCoinDecidesUnanimousOneWithoutCoin(t *testing.T) {
-	for _, size := range []sim.Size{{N: 4, F: 1}, {N: 7, F: 2}} {
-		for seed := uint64(0); seed < 20; seed++ {
-			s := suites.ABA(suites.Options{ABAFixedCoins: []bool{true}})
-			g := core.MustGroup(size.N, size.F, core.Async)
-			c, err := sim.NewCluster(s.Suite, g, seed, nil, false)
-			if err != nil {
-				t.Fatal(err)
+// With mvba's fixed coins a unanimous input decides without signing,
+// combining or checking a single coin share: 1 in round 1 (the candidate's
+// proposal is out), 0 in round 2 (nobody holds it).
+func TestFixedCoinsDecideUnanimousInputWithoutCoin(t *testing.T) {
+	for _, in := range []struct {
+		value bool
+		round uint64
+	}{{true, 1}, {false, 2}} {
+		for _, size := range []sim.Size{{N: 4, F: 1}, {N: 7, F: 2}} {
+			for seed := uint64(0); seed < 20; seed++ {
+				unanimousWithoutCoin(t, size, seed, in.value, in.round)
 			}
-			for _, id := range g.Members() {
-				c.Input(id, core.Input{Instance: suites.ABAInstance, Value: true})
-			}
-			rng := rand.New(rand.NewPCG(seed, 3))
-			for len(c.Pending()) > 0 {
-				c.Deliver(rng.IntN(len(c.Pending())))
-			}
-			for _, id := range g.Members() {
-				ds := suites.ABADecisions(c)[id]
-				if len(ds) != 1 || !ds[0].Value || ds[0].Round != 1 {
-					t.Fatalf("n=%d seed %d: replica %d decided %+v, want 1 in round 1", size.N, seed, id, ds)
-				}
-				if ops := s.Core(id).Ops(); ops.SharesSigned != 0 || ops.Combines != 0 {
-					t.Fatalf("n=%d seed %d: replica %d did coin work: %+v", size.N, seed, id, ops)
-				}
-			}
+		}
+	}
+}
+
+func unanimousWithoutCoin(t *testing.T, size sim.Size, seed uint64, value bool, round uint64) {
+	t.Helper()
+	s := suites.ABA(suites.Options{ABAFixedCoins: mvbaCoins})
+	g := core.MustGroup(size.N, size.F, core.Async)
+	c, err := sim.NewCluster(s.Suite, g, seed, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range g.Members() {
+		c.Input(id, core.Input{Instance: suites.ABAInstance, Value: value})
+	}
+	rng := rand.New(rand.NewPCG(seed, 3))
+	for len(c.Pending()) > 0 {
+		c.Deliver(rng.IntN(len(c.Pending())))
+	}
+	for _, id := range g.Members() {
+		ds := suites.ABADecisions(c)[id]
+		if len(ds) != 1 || ds[0].Value != value || ds[0].Round != round {
+			t.Fatalf("n=%d seed %d: replica %d decided %+v, want %v in round %d", size.N, seed, id, ds, value, round)
+		}
+		if ops := s.Core(id).Ops(); ops.SharesSigned != 0 || ops.Combines != 0 {
+			t.Fatalf("n=%d seed %d: replica %d did coin work: %+v", size.N, seed, id, ops)
 		}
 	}
 }

@@ -173,17 +173,17 @@ func steeredRun(t *testing.T, broken string, fixed []bool, seed uint64) (uint64,
 // the steering scheduler, MMR with a threshold coin and no CONF round, and
 // a variant that keeps CONF but decides on its own AUX-phase vals, do not
 // decide, while the protocol decides in a few rounds on every seed — also
-// with its first coin fixed (as mvba runs it), which the scheduler then
-// knows from the start.
+// with its first two coins fixed (as mvba runs its ABAs), which the
+// scheduler then knows from the start.
 func TestSteeredAUXAttackNeedsConfUnion(t *testing.T) {
 	const seeds = 10
 	for _, variant := range []struct {
 		broken string
 		fixed  []bool
-	}{{"", nil}, {"", []bool{true}}, {"own-vals", nil}, {"no-conf", nil}} {
+	}{{"", nil}, {"", mvbaCoins}, {"own-vals", nil}, {"no-conf", nil}} {
 		broken, name := variant.broken, variant.broken
 		if variant.fixed != nil {
-			name = "fixed-first" // the protocol, its first coin fixed
+			name = "fixed-coins" // the protocol, its first two coins fixed
 		}
 		stuck, worst, sum, rounds := 0, uint64(0), uint64(0), uint64(1<<62)
 		for seed := uint64(0); seed < seeds; seed++ {

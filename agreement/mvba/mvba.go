@@ -34,9 +34,10 @@ type Params struct {
 	// a replica keeps votes, coin shares and ABA instances for.
 	MaxIterationsAhead uint64
 	// ABAFixedCoins are the fixed coins of the first rounds of every
-	// iteration's ABA (aba.Params.FixedCoins). DefaultParams sets [true]:
-	// when the candidate's proposal is out every correct replica proposes
-	// 1, and the ABA then decides in its first round without a coin.
+	// iteration's ABA (aba.Params.FixedCoins). DefaultParams sets [true,
+	// false]: when the candidate's proposal is out every correct replica
+	// proposes 1, and the ABA then decides in its first round without a
+	// coin; when nobody holds it, 0 in its second round, again without.
 	ABAFixedCoins []bool
 	// FixedFirstCandidate makes iteration 1's candidate a fixed function
 	// of the instance ID (H(instance) mod n + 1, so it rotates over the
